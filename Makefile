@@ -1,0 +1,78 @@
+# cloudlabs — every setup step lives here, so a fresh clone needs only `make demo` or `make test`.
+# Two virtualenvs: .venv (the course: Jupyter, nbgrader, papermill, the grader) on Python >= 3.11,
+# and .venv-emulator (LocalStack 2026.3.0 + our extension) on Python 3.13, which LocalStack needs.
+
+SHELL := /bin/bash
+COURSE_PYTHON ?= $(shell scripts/find-python 3.11 3.12 3.13)
+EMULATOR_PYTHON ?= $(shell scripts/find-python 3.13)
+VENV := .venv
+EMU_VENV := .venv-emulator
+PIP_FLAGS := --disable-pip-version-check --quiet
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo up down lab lint format release validate lock clean
+
+setup: $(VENV)/.installed $(EMU_VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements/course.txt
+	@test -n "$(COURSE_PYTHON)" || { echo "cloudlabs: no Python 3.11+ found (see above)"; exit 1; }
+	@echo "==> course virtualenv $(VENV) ($(COURSE_PYTHON))"
+	@test -x $(VENV)/bin/python || $(COURSE_PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install $(PIP_FLAGS) -c requirements/course.txt -e '.[dev]'
+	@touch $@
+
+$(EMU_VENV)/.installed: requirements/emulator.txt emulator/pyproject.toml
+	@test -n "$(EMULATOR_PYTHON)" || { echo "cloudlabs: LocalStack 2026.3.0 needs Python 3.13 (see above)"; exit 1; }
+	@echo "==> emulator virtualenv $(EMU_VENV) ($(EMULATOR_PYTHON))"
+	@test -x $(EMU_VENV)/bin/python || $(EMULATOR_PYTHON) -m venv $(EMU_VENV)
+	@$(EMU_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/emulator.txt
+	@$(EMU_VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e emulator
+	@touch $@
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/cloudlabs demo
+
+up: setup
+	$(VENV)/bin/cloudlabs up
+
+down:
+	$(VENV)/bin/cloudlabs down
+
+lab: setup
+	$(VENV)/bin/cloudlabs lab
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Regenerate labs/ (the student release) from solutions/ with nbgrader; CI fails when it is stale.
+release: setup
+	$(VENV)/bin/cloudlabs release
+
+validate: setup
+	$(VENV)/bin/cloudlabs validate
+
+# Re-resolve the pinned environments (needs the registries); commit the result.
+lock:
+	rm -rf /tmp/cloudlabs-lock && $(COURSE_PYTHON) -m venv /tmp/cloudlabs-lock/course
+	/tmp/cloudlabs-lock/course/bin/pip install $(PIP_FLAGS) -e '.[dev]'
+	( echo "# Pinned environment of the course virtualenv (.venv). Regenerate with \`make lock\`."; \
+	  /tmp/cloudlabs-lock/course/bin/pip freeze --exclude-editable ) > requirements/course.txt
+	$(EMULATOR_PYTHON) -m venv /tmp/cloudlabs-lock/emulator
+	/tmp/cloudlabs-lock/emulator/bin/pip install $(PIP_FLAGS) -e emulator \
+	  cbor2==5.6.5 cryptography==44.0.3 pyopenssl==24.3.0 service_identity
+	( echo "# Pinned environment of the emulator virtualenv (.venv-emulator, Python 3.13). Regenerate with \`make lock\`."; \
+	  /tmp/cloudlabs-lock/emulator/bin/pip freeze --exclude-editable ) > requirements/emulator.txt
+
+clean:
+	-$(VENV)/bin/cloudlabs down 2>/dev/null
+	rm -rf $(VENV) $(EMU_VENV) .cloudlabs

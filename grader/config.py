@@ -1,0 +1,96 @@
+"""Typed, frozen settings with defaults. Any field can be overridden from the environment as
+``CLOUDLABS_<SECTION>_<FIELD>`` (for example ``CLOUDLABS_EMULATOR_PORT=4600``) or by keyword
+arguments of the Python API; the command line passes its options as keyword arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from grader import ROOT
+from grader.errors import ConfigError
+
+ENV_PREFIX = "CLOUDLABS_"
+T = TypeVar("T")
+
+
+def _field(default: Any, doc: str) -> Any:
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+@dataclasses.dataclass(frozen=True)
+class EmulatorConfig:
+    """Where the AWS emulator runs and how cloudlabs starts it."""
+
+    backend: str = _field("embedded", "'embedded' (LocalStack in host mode) or 'external'")
+    host: str = _field("127.0.0.1", "interface the embedded emulator listens on")
+    port: int = _field(4566, "port of the embedded emulator")
+    endpoint_url: str = _field("", "URL of an external emulator (backend 'external')")
+    home: Path = _field(ROOT / ".cloudlabs", "directory for emulator state, logs and pid file")
+    python: Path = _field(ROOT / ".venv-emulator" / "bin" / "python", "the emulator's interpreter")
+    start_timeout: float = _field(90.0, "seconds to wait for the emulator to become healthy")
+    region: str = _field("us-east-1", "default AWS region")
+
+    @property
+    def url(self) -> str:
+        return self.endpoint_url or f"http://{self.host}:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class GradeConfig:
+    """How submissions are executed and scored."""
+
+    workers: int = _field(os.cpu_count() or 1, "submissions graded at once")
+    cell_timeout: float = _field(60.0, "seconds one cell may run before it counts as hung")
+    notebook_timeout: float = _field(600.0, "seconds of execution one submission may use in all")
+    memory_mb: int = _field(2048, "address-space limit of a student's kernel, in MiB")
+    output_limit: int = _field(100_000, "characters of output kept per cell")
+    sandbox: str = _field("auto", "'bwrap', 'none' or 'auto' (bwrap when available)")
+    kernel: str = _field("python3", "Jupyter kernel that runs submissions")
+
+
+def _convert(raw: str, kind: Any, name: str) -> Any:
+    if isinstance(kind, types.UnionType):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    try:
+        if kind is bool:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{name}={raw!r} is not a valid {getattr(kind, '__name__', kind)}",
+            fix=f"set {name} to a valid value or unset it",
+        ) from exc
+
+
+def load(cls: type[T], section: str, **overrides: Any) -> T:
+    """Build ``cls`` from its defaults, then ``CLOUDLABS_<SECTION>_*`` variables, then
+    ``overrides`` (None values are ignored, so CLI options that were not given fall through)."""
+    values: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        name = f"{ENV_PREFIX}{section.upper()}_{field.name.upper()}"
+        if name in os.environ:
+            values[field.name] = _convert(os.environ[name], hints[field.name], name)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if unknown:
+        raise ConfigError(f"unknown {section} settings: {', '.join(sorted(unknown))}")
+    return cls(**values)
+
+
+def describe(cls: type) -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for each field, for docs and --help."""
+    section = cls.__name__.removesuffix("Config").upper()
+    return [
+        (f"{ENV_PREFIX}{section}_{f.name.upper()}", str(f.default), f.metadata.get("doc", ""))
+        for f in dataclasses.fields(cls)
+    ]

@@ -1,0 +1,131 @@
+"""State checks: what a lab asks to exist in AWS, verified from outside the student's kernel.
+
+A lab's ``solutions/<lab>/checks.py`` registers one function per state-check cell::
+
+    @state_check("ex1_state")
+    def archive_bucket_versioned(aws, prefix): ...
+
+After the notebook ran, the grader calls each check with a boto3 session for the submission's
+account (``aws.client(name)`` already points at the emulator) and the submission's prefix.
+A check passes by returning None or True, earns partial credit by returning a fraction in [0, 1],
+and fails (0 points) by raising; an AssertionError's message is shown to the student.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+
+CheckFunction = Callable[[Any, str], float | bool | None]
+_MARK = "__cloudlabs_state_check__"
+
+
+def state_check(grade_id: str) -> Callable[[CheckFunction], CheckFunction]:
+    """Register the decorated function as the check for the state-check cell ``grade_id``."""
+
+    def mark(function: CheckFunction) -> CheckFunction:
+        setattr(function, _MARK, grade_id)
+        return function
+
+    return mark
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one state check."""
+
+    grade_id: str
+    fraction: float  #: share of the cell's points earned, 0.0 to 1.0
+    message: str  #: why it failed (empty when it passed)
+
+
+class _EndpointSession(boto3.Session):
+    """A boto3 session whose clients talk to the emulator by default."""
+
+    def __init__(self, *, endpoint_url: str, account_id: str, region: str) -> None:
+        super().__init__(
+            aws_access_key_id=account_id, aws_secret_access_key="test", region_name=region
+        )
+        self._endpoint_url = endpoint_url
+
+    def client(self, service_name: str, **kwargs: Any):  # type: ignore[override]
+        kwargs.setdefault("endpoint_url", self._endpoint_url)
+        kwargs.setdefault(
+            "config", botocore.config.Config(retries={"max_attempts": 2}, read_timeout=30)
+        )
+        return super().client(service_name, **kwargs)
+
+
+def session_for(*, endpoint_url: str, account_id: str, region: str = "us-east-1") -> boto3.Session:
+    """A boto3 session for one account whose clients point at ``endpoint_url``."""
+    return _EndpointSession(endpoint_url=endpoint_url, account_id=account_id, region=region)
+
+
+def load_checks(path: Path) -> dict[str, CheckFunction]:
+    """The state checks registered in a lab's ``checks.py``, by grade id."""
+    spec = importlib.util.spec_from_file_location(f"cloudlabs_checks_{path.parent.name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load state checks from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    checks: dict[str, CheckFunction] = {}
+    for value in vars(module).values():
+        grade_id = getattr(value, _MARK, None)
+        if grade_id is None:
+            continue
+        if grade_id in checks:
+            raise ValueError(f"{path}: two state checks for {grade_id}")
+        checks[grade_id] = value
+    return checks
+
+
+def run_check(grade_id: str, check: CheckFunction, *, aws: Any, prefix: str) -> CheckResult:
+    """Run one check; any exception is a failure with a one-line reason."""
+    try:
+        outcome = check(aws, prefix)
+    except AssertionError as exc:
+        return CheckResult(grade_id, 0.0, str(exc) or "the expected resource is not there")
+    except Exception as exc:  # a missing resource usually surfaces as a botocore ClientError
+        reason = traceback.format_exception_only(exc)[-1].strip()
+        return CheckResult(grade_id, 0.0, reason)
+    if outcome is None or outcome is True:
+        return CheckResult(grade_id, 1.0, "")
+    if outcome is False:
+        return CheckResult(grade_id, 0.0, "the check did not pass")
+    fraction = min(1.0, max(0.0, float(outcome)))
+    return CheckResult(grade_id, fraction, "" if fraction == 1.0 else "partly done")
+
+
+def run_checks(
+    checks: dict[str, CheckFunction], *, aws: Any, prefix: str
+) -> dict[str, CheckResult]:
+    """Run every check against one submission's account."""
+    return {gid: run_check(gid, fn, aws=aws, prefix=prefix) for gid, fn in checks.items()}
+
+
+def _main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run a lab's state checks against an account.")
+    parser.add_argument("checks", type=Path, help="path to solutions/<lab>/checks.py")
+    parser.add_argument("--endpoint-url", default="http://127.0.0.1:4566")
+    parser.add_argument("--account-id", default="000000000000")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--prefix", default="student")
+    args = parser.parse_args()
+    aws = session_for(endpoint_url=args.endpoint_url, account_id=args.account_id, region=args.region)
+    results = run_checks(load_checks(args.checks), aws=aws, prefix=args.prefix)
+    for result in results.values():
+        print(f"{result.grade_id:20} {result.fraction:4.0%}  {result.message}")
+    return 0 if all(r.fraction == 1.0 for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
