@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from grader.errors import CloudlabsError
 from grader.emulator import commands as emulator_commands
+from grader.errors import CloudlabsError
 
 
 def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,7 +44,9 @@ def cli() -> None:
 def up(port: int | None) -> None:
     """Start the emulator in the background and wait until it is healthy."""
     status = emulator_commands.up(port=port)
-    click.echo(f"emulator running at {status.endpoint_url} (pid {status.pid}, log {status.log_file})")
+    click.echo(
+        f"emulator running at {status.endpoint_url} (pid {status.pid}, log {status.log_file})"
+    )
 
 
 @cli.command()
@@ -65,7 +67,9 @@ def status(port: int | None) -> None:
     if not state.running:
         click.echo(f"emulator not running at {state.endpoint_url} — start it with `cloudlabs up`")
         sys.exit(1)
-    click.echo(f"emulator {state.version} ({state.backend}) at {state.endpoint_url}, pid {state.pid}")
+    click.echo(
+        f"emulator {state.version} ({state.backend}) at {state.endpoint_url}, pid {state.pid}"
+    )
     for name, service_state in sorted(state.services.items()):
         click.echo(f"  {name:26} {service_state}")
 

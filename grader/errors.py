@@ -18,7 +18,9 @@ class CloudlabsError(Exception):
         self.cell = cell
 
     def __str__(self) -> str:
-        where = ", ".join(p for p in (self.lab and f"lab {self.lab}", self.cell and f"cell {self.cell}") if p)
+        where = ", ".join(
+            p for p in (self.lab and f"lab {self.lab}", self.cell and f"cell {self.cell}") if p
+        )
         text = f"{where}: {self.message}" if where else self.message
         return f"{text}\n  fix: {self.fix}" if self.fix else text
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import traceback
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,22 @@ class _EndpointSession(boto3.Session):
     def client(self, service_name: str, **kwargs: Any):  # type: ignore[override]
         kwargs.setdefault("endpoint_url", self._endpoint_url)
         kwargs.setdefault(
-            "config", botocore.config.Config(retries={"max_attempts": 2}, read_timeout=30)
+            "config",
+            botocore.config.Config(
+                retries={"max_attempts": 2}, read_timeout=30, inject_host_prefix=False
+            ),
         )
-        return super().client(service_name, **kwargs)
+        client = super().client(service_name, **kwargs)
+        # S3 Control puts the account id in front of the host ({account}.127.0.0.1), which does not
+        # resolve without LocalStack's DNS: send such requests to the endpoint itself.
+        client.meta.events.register("before-send", self._strip_host_prefix)
+        return client
+
+    def _strip_host_prefix(self, request: Any, **_: Any) -> None:
+        endpoint_host = urllib.parse.urlsplit(self._endpoint_url).netloc
+        url = urllib.parse.urlsplit(request.url)
+        if url.netloc != endpoint_host and url.netloc.endswith("." + endpoint_host):
+            request.url = url._replace(netloc=endpoint_host).geturl()
 
 
 def session_for(*, endpoint_url: str, account_id: str, region: str = "us-east-1") -> boto3.Session:
@@ -120,7 +134,9 @@ def _main() -> int:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--prefix", default="student")
     args = parser.parse_args()
-    aws = session_for(endpoint_url=args.endpoint_url, account_id=args.account_id, region=args.region)
+    aws = session_for(
+        endpoint_url=args.endpoint_url, account_id=args.account_id, region=args.region
+    )
     results = run_checks(load_checks(args.checks), aws=aws, prefix=args.prefix)
     for result in results.values():
         print(f"{result.grade_id:20} {result.fraction:4.0%}  {result.message}")

@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from plux import Plugin
-
 from localstack import config
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import (
     LambdaRuntimeException,
     RuntimeExecutor,
 )
+from plux import Plugin
 
 LOG = logging.getLogger(__name__)
 
@@ -116,7 +115,9 @@ class LocalRuntimeExecutor(RuntimeExecutor):
         messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._messages = messages
         threading.Thread(
-            target=self._read_messages, args=(read_fd, messages), daemon=True,
+            target=self._read_messages,
+            args=(read_fd, messages),
+            daemon=True,
             name=f"lambda-runtime-{self.id}",
         ).start()
 
@@ -184,7 +185,12 @@ class LocalRuntimeExecutor(RuntimeExecutor):
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         message = f"Task timed out after {timeout:.2f} seconds"
         logs.append(f"{now} {request_id} {message}\n")
-        return {"error": {"errorMessage": f"{now} {request_id} {message}", "errorType": "Sandbox.Timedout"}}
+        return {
+            "error": {
+                "errorMessage": f"{now} {request_id} {message}",
+                "errorType": "Sandbox.Timedout",
+            }
+        }
 
     def _exited(self, request_id: str) -> dict[str, Any]:
         assert self._process is not None

@@ -119,7 +119,7 @@ def _load_handler(spec: str):
         ) from exc
     except Exception as exc:  # an error at import time is the function's own error
         raise _InitError(
-            f"Runtime.UserCodeSyntaxError" if isinstance(exc, SyntaxError) else type(exc).__name__,
+            "Runtime.UserCodeSyntaxError" if isinstance(exc, SyntaxError) else type(exc).__name__,
             f"{exc}",
             traceback.format_exception(exc)[1:],
         ) from exc
@@ -162,7 +162,9 @@ def main() -> None:
             try:
                 message = {"result": json.dumps(result)}
             except (TypeError, ValueError) as exc:
-                message = {"error": _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")}
+                message = {
+                    "error": _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
+                }
         except _InitError as exc:
             print(f"[ERROR] {exc.payload['errorType']}: {exc.payload['errorMessage']}")
             message = {"error": exc.payload}
