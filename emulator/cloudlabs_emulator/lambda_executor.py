@@ -12,6 +12,7 @@ runs on the emulator's own interpreter, which ships boto3 as AWS's runtimes do.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -208,10 +209,8 @@ class LocalRuntimeExecutor(RuntimeExecutor):
         memory = self.function_version.config.memory_size
         used = 0
         if self._process is not None and self._process.poll() is None:
-            try:
+            with contextlib.suppress(psutil.Error):
                 used = psutil.Process(self._process.pid).memory_info().rss // 2**20
-            except psutil.Error:
-                pass
         if body and not body.endswith("\n"):
             body += "\n"
         return (
