@@ -1,0 +1,139 @@
+"""Class-level outputs: nbgrader's CSV export, JSON results, JUnit XML for CI, and a summary page
+with a per-exercise score distribution plot."""
+
+from __future__ import annotations
+
+import html
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from grader import nbgrader_glue
+from grader import notebook as nbu
+from grader.labs import Lab
+from grader.pipeline import Workspace
+from grader.results import GRADED, SubmissionResult
+
+
+def write_all(lab: Lab, results: list[SubmissionResult], workspace: Workspace) -> dict[str, Path]:
+    root = workspace.root
+    paths = {
+        "csv": root / "grades.csv",
+        "json": root / "summary.json",
+        "junit": root / "junit.xml",
+        "plot": root / "summary.png",
+        "html": root / "summary.html",
+    }
+    nbgrader_glue.export_csv(workspace.db_url, paths["csv"])
+    paths["json"].write_text(json.dumps([r.to_json() for r in results], indent=2))
+    write_junit(results, paths["junit"])
+    write_plot(lab, results, paths["plot"])
+    write_summary_html(lab, results, paths["html"], paths["plot"].name)
+    return paths
+
+
+def write_junit(results: list[SubmissionResult], path: Path) -> None:
+    suites = ET.Element("testsuites")
+    for result in results:
+        suite = ET.SubElement(suites, "testsuite", name=f"{result.lab}.{result.student}")
+        failures = 0
+        if result.status != GRADED:
+            case = ET.SubElement(suite, "testcase", classname=result.student, name="submission")
+            ET.SubElement(case, "error", message=result.reason or result.status)
+            failures = 1
+        for cell in result.cells:
+            case = ET.SubElement(
+                suite, "testcase", classname=f"{result.student}.{cell.section}", name=cell.grade_id
+            )
+            if not cell.passed:
+                failures += 1
+                failure = ET.SubElement(
+                    case, "failure", message=f"{cell.points:g}/{cell.max_points:g}: {cell.message}"
+                )
+                failure.text = f"Hint: {cell.hint}" if cell.hint else ""
+        suite.set("tests", str(max(1, len(result.cells))))
+        suite.set("failures", str(failures))
+    ET.indent(suites)
+    ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
+
+
+def exercise_fractions(results: list[SubmissionResult]) -> dict[str, list[float]]:
+    """Per exercise, each graded student's share of its points."""
+    fractions: dict[str, list[float]] = {}
+    for result in results:
+        if result.status != GRADED:
+            continue
+        for section, (got, top) in result.exercises.items():
+            fractions.setdefault(section, []).append(got / top if top else 0.0)
+    return fractions
+
+
+def write_plot(lab: Lab, results: list[SubmissionResult], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fractions = exercise_fractions(results)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    if fractions:
+        names = list(fractions)
+        left.boxplot([fractions[n] for n in names], tick_labels=names)
+        means = [sum(v) / len(v) for v in fractions.values()]
+        left.plot(range(1, len(names) + 1), means, "o", color="tab:red", label="mean")
+        left.legend()
+    left.set_ylim(-0.05, 1.05)
+    left.set_ylabel("share of the exercise's points")
+    left.set_title(f"{lab.name}: score per exercise")
+    totals = [r.score for r in results if r.status == GRADED]
+    right.hist(totals, bins=min(20, max(5, len(totals))), range=(0, lab.max_score or 1), color="tab:blue")
+    right.set_xlabel(f"total score (max {lab.max_score:g})")
+    right.set_ylabel("students")
+    right.set_title("total scores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_summary_html(lab: Lab, results: list[SubmissionResult], path: Path, plot: str) -> None:
+    e = html.escape
+    sections = list(exercise_fractions(results)) or sorted({c.section for c in lab.graded_cells})
+    head = "".join(f"<th>{e(s)}</th>" for s in sections)
+    rows = []
+    for r in results:
+        ex = r.exercises
+        cells = "".join(f"<td>{ex[s][0]:g}/{ex[s][1]:g}</td>" if s in ex else "<td>–</td>" for s in sections)
+        status = "" if r.status == GRADED else f"{e(r.status)}: {e(r.reason)}"
+        rows.append(
+            f"<tr><td>{e(r.student)}</td><td>{r.score:g}/{r.max_score:g}</td>{cells}<td>{status}</td></tr>"
+        )
+    titles = "".join(f"<li>{e(s)}: {e(nbu.exercise_title(lab.notebook, s))}</li>" for s in sections)
+    path.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>"
+        f"{e(lab.name)} summary</title><style>body{{font-family:system-ui;margin:2rem}}"
+        "td,th{border:1px solid #ccc;padding:.2rem .5rem}table{border-collapse:collapse}</style>"
+        f"</head><body><h1>{e(lab.name)}: {len(results)} submissions</h1>"
+        f"<img src='{e(plot)}' alt='score distribution' style='max-width:100%'><ul>{titles}</ul>"
+        f"<table><tr><th>student</th><th>total</th>{head}<th>problem</th></tr>{''.join(rows)}"
+        "</table></body></html>"
+    )
+
+
+def class_table(lab: Lab, results: list[SubmissionResult]) -> str:
+    """A plain-text table for the terminal."""
+    sections = sorted({c.section for c in lab.graded_cells}, key=_section_order)
+    header = f"{'student':24} {'total':>9}  " + " ".join(f"{s:>6}" for s in sections)
+    lines = [header, "-" * len(header)]
+    for r in results:
+        if r.status != GRADED:
+            lines.append(f"{r.student:24} {'—':>9}  {r.status}: {r.reason}")
+            continue
+        ex = r.exercises
+        cols = " ".join(f"{ex[s][0]:>6g}" if s in ex else f"{'–':>6}" for s in sections)
+        lines.append(f"{r.student:24} {r.score:>4g}/{r.max_score:<4g}  {cols}")
+    return "\n".join(lines)
+
+
+def _section_order(section: str) -> tuple[int, int]:
+    kind, number = section[:2], section[2:]
+    return (0 if kind == "ex" else 1, int(number) if number.isdigit() else 0)

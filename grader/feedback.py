@@ -1,0 +1,87 @@
+"""Per-student HTML feedback: the score per exercise, what failed with its hint, and the student's
+notebook as graded — with hidden tests removed and failures shown as one line, never a traceback
+that could quote a hidden test."""
+
+from __future__ import annotations
+
+import copy
+import html
+
+import nbformat
+from nbconvert import HTMLExporter
+from nbformat import NotebookNode
+from nbformat.v4 import new_output
+
+from grader import notebook as nbu
+from grader.labs import Lab
+from grader.pipeline import Workspace
+from grader.results import SubmissionResult
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
+.ok{color:#11702a}.no{color:#a4161a}.note{color:#555}
+"""
+
+
+def summary_html(result: SubmissionResult, lab: Lab) -> str:
+    """The score table and the reasons, as an HTML fragment."""
+    e = html.escape
+    parts = [f"<h1>{e(lab.name)} — {e(result.student)}</h1>"]
+    if result.status != "graded":
+        parts.append(f"<p class='no'><b>Not graded:</b> {e(result.reason)}</p>")
+        return "\n".join(parts)
+    parts.append(f"<p><b>Score: {result.score:g} / {result.max_score:g}</b></p>")
+    parts.append("<table><tr><th>Exercise</th><th>Points</th></tr>")
+    for section, (got, top) in result.exercises.items():
+        title = nbu.exercise_title(lab.notebook, section)
+        parts.append(f"<tr><td>{e(title)}</td><td>{got:g} / {top:g}</td></tr>")
+    parts.append("</table><h2>Checks</h2><table><tr><th>Check</th><th>Result</th><th>Hint</th></tr>")
+    for cell in result.cells:
+        mark = "<span class='ok'>passed</span>" if cell.passed else f"<span class='no'>{e(cell.message or 'failed')}</span>"
+        hint = "" if cell.passed else e(cell.hint)
+        parts.append(
+            f"<tr><td>{e(cell.grade_id)} ({cell.points:g}/{cell.max_points:g})</td><td>{mark}</td><td>{hint}</td></tr>"
+        )
+    parts.append("</table>")
+    if result.notes:
+        parts.append("<h2>Notes</h2><ul class='note'>")
+        parts += [f"<li>{e(note)}</li>" for note in result.notes]
+        parts.append("</ul>")
+    return "\n".join(parts)
+
+
+def student_view(executed: NotebookNode, release: NotebookNode, result: SubmissionResult) -> NotebookNode:
+    """The executed notebook as the student may see it."""
+    nb = copy.deepcopy(executed)
+    visible = {nbu.grade_id(c): c.source for c in release.cells if nbu.grade_id(c)}
+    outcomes = {c.grade_id: c for c in result.cells}
+    for cell in nb.cells:
+        gid = nbu.grade_id(cell)
+        if not gid or not nbu.is_graded(cell) or nbu.is_solution(cell):
+            continue
+        cell.source = visible.get(gid, "# (test cell)")
+        outcome = outcomes.get(gid)
+        text = "✓ passed" if outcome and outcome.passed else f"✗ {outcome.message if outcome else 'failed'}"
+        if outcome and not outcome.passed and outcome.hint:
+            text += f"\nHint: {outcome.hint}"
+        cell.outputs = [new_output("stream", name="stdout", text=text + "\n")]
+    return nb
+
+
+def render(result: SubmissionResult, lab: Lab, executed: NotebookNode | None, release: NotebookNode | None) -> str:
+    summary = summary_html(result, lab)
+    if executed is None or release is None:
+        return f"<!doctype html><html><head><meta charset='utf-8'><style>{STYLE}</style></head><body>{summary}</body></html>"
+    body, _ = HTMLExporter(template_name="classic").from_notebook_node(student_view(executed, release, result))
+    return body.replace("<body>", f"<body><div style='{'max-width:60rem;margin:2rem auto'}'><style>{STYLE}</style>{summary}</div>", 1)
+
+
+def write(result: SubmissionResult, lab: Lab, workspace: Workspace, release: NotebookNode | None = None) -> None:
+    executed_path = workspace.autograded_path(result.student, lab.name)
+    executed = nbformat.read(str(executed_path), as_version=4) if executed_path.exists() else None
+    if release is None and lab.release.exists():
+        release = nbu.read(lab.release)
+    path = workspace.feedback_path(result.student, lab.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(result, lab, executed, release))

@@ -1,0 +1,158 @@
+"""``cloudlabs grade <lab> <submissions>``: a whole class, in parallel, on one emulator.
+
+Every submission gets its own account and prefix, so they run side by side on one emulator. A run
+is resumable: a submission whose result exists for the same lab version is skipped unless
+``force``. If the emulator dies mid-run it is restarted and the submissions it was running are
+graded again; nothing already graded is lost (each result is written when it is done). One bad
+submission never stops the class: it gets a result that says why.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import shutil
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from grader import emulator as emu
+from grader import nbgrader_glue
+from grader import notebook as nbu
+from grader.collect import Submission, collect
+from grader.config import EmulatorConfig, GradeConfig, load
+from grader.errors import EmulatorError
+from grader.labs import RELEASE_DIR, SOURCE_DIR, Lab, find
+from grader.pipeline import Context, Workspace, grade, infrastructure_failure
+from grader.results import GRADED, INFRA, SubmissionResult
+
+MAX_ATTEMPTS = 3
+
+
+@dataclasses.dataclass
+class ClassRun:
+    """The outcome of grading a class."""
+
+    lab: Lab
+    workspace: Workspace
+    results: list[SubmissionResult]
+    skipped: int = 0
+
+    @property
+    def infrastructure_failed(self) -> bool:
+        return any(r.status == INFRA for r in self.results)
+
+
+class _EmulatorGuard:
+    """Restarts the emulator once when several workers find it dead at the same time."""
+
+    def __init__(self, emulator: emu.Emulator) -> None:
+        self.emulator = emulator
+        self.lock = threading.Lock()
+        self.generation = 0
+
+    def recover(self, seen_generation: int) -> None:
+        with self.lock:
+            if self.generation != seen_generation:
+                return  # another worker already restarted it
+            if not emu.health(self.emulator.endpoint_url):
+                self.emulator.stop()
+                self.emulator.start()
+            self.generation += 1
+
+
+def prepare_workspace(lab: Lab, root: Path) -> tuple[Workspace, object]:
+    """The workspace with the lab recorded in its gradebook, and the lab's student release."""
+    workspace = Workspace(root)
+    root.mkdir(parents=True, exist_ok=True)
+    release_dir = nbgrader_glue.release_to_temp(
+        lab.name, source_dir=lab.source_dir, db_url=workspace.db_url
+    )
+    try:
+        release = nbu.read(release_dir / f"{lab.name}.ipynb")
+    finally:
+        shutil.rmtree(release_dir.parent, ignore_errors=True)
+    return workspace, release
+
+
+def main(
+    *,
+    lab: str,
+    submissions: Path,
+    out: Path | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    source_dir: Path = SOURCE_DIR,
+    release_dir: Path = RELEASE_DIR,
+    emulator_config: EmulatorConfig | None = None,
+    grade_config: GradeConfig | None = None,
+    progress: Callable[[SubmissionResult], None] | None = None,
+) -> ClassRun:
+    """Grade every submission of ``lab`` found at ``submissions``; results go to ``out``."""
+    the_lab = find(lab, source_dir=source_dir, release_dir=release_dir)
+    config = grade_config or load(GradeConfig, "grade", workers=workers)
+    out = (out or Path("cloudlabs-grades") / lab).resolve()
+    workspace, release = prepare_workspace(the_lab, out)
+    found = collect(submissions, lab=lab, unpack_dir=out / "unpacked")
+
+    todo: list[Submission] = []
+    done: list[SubmissionResult] = []
+    for submission in found:
+        path = workspace.result_path(submission.student)
+        if not force and path.exists():
+            previous = SubmissionResult.load(path)
+            if previous.lab_digest == the_lab.digest and previous.status != INFRA:
+                done.append(previous)
+                continue
+        todo.append(submission)
+    skipped = len(done)
+
+    emulator = emu.create(emulator_config)
+    emulator.start()
+    guard = _EmulatorGuard(emulator)
+    hide = (source_dir.resolve(), out, submissions.resolve())
+    ctx = Context(
+        lab=the_lab, release=release, workspace=workspace, endpoint_url=emulator.endpoint_url,
+        config=config, hide=hide,
+    )  # fmt: skip
+
+    def one(submission: Submission) -> SubmissionResult:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            generation = guard.generation
+            try:
+                return grade(submission, ctx)
+            except EmulatorError as exc:
+                if attempt == MAX_ATTEMPTS:
+                    return infrastructure_failure(submission, the_lab, f"{exc.message} ({attempt} attempts)")
+                try:
+                    guard.recover(generation)
+                except EmulatorError as restart_error:
+                    return infrastructure_failure(submission, the_lab, restart_error.message)
+            except Exception as exc:  # a grader bug must not lose the rest of the class
+                return infrastructure_failure(submission, the_lab, f"internal error: {exc!r}")
+        raise AssertionError("unreachable")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
+        for result in pool.map(one, todo):
+            result.save(workspace.result_path(result.student))
+            done.append(result)
+            if progress:
+                progress(result)
+    from grader import export, feedback
+
+    results = sorted(done, key=lambda r: r.student)
+    for result in results:
+        if result.status == GRADED:
+            feedback.write(result, the_lab, workspace, release)
+    export.write_all(the_lab, results, workspace)
+    return ClassRun(the_lab, workspace, results, skipped)
+
+
+def exit_code(run: ClassRun) -> int:
+    """0 graded (whatever the scores), 3 when an infrastructure failure left work undone."""
+    return 3 if run.infrastructure_failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience for debugging
+    print(main(lab=sys.argv[1], submissions=Path(sys.argv[2])))

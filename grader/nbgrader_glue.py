@@ -1,0 +1,134 @@
+"""The two nbgrader operations cloudlabs uses, run in-process through nbgrader's own API:
+generating a lab's student release (which also records the source cells in a gradebook), and
+saving autograded scores of an executed notebook into that gradebook."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import logging
+import os
+import shutil
+import sys
+import threading
+import warnings
+import tempfile
+from pathlib import Path
+
+from nbformat import NotebookNode
+from nbgrader.api import Gradebook
+from nbgrader.apps import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import SaveAutoGrades
+from traitlets.config import Config
+
+from grader.errors import LabError
+
+# nbgrader runs the `alembic` command of its own environment: make sure that environment's
+# scripts are on PATH even when the interpreter was started without activating the virtualenv.
+_SCRIPTS = str(Path(sys.executable).parent)
+if _SCRIPTS not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join([_SCRIPTS, os.environ.get("PATH", "")])
+
+# nbgrader's gradebook triggers SQLAlchemy deprecation warnings on every query.
+warnings.filterwarnings("ignore", module=r"nbgrader\..*")
+warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*_base_cells.*")
+
+#: nbgrader's SQLite gradebook is written from several grading threads: one writer at a time.
+GRADEBOOK_LOCK = threading.RLock()
+
+IGNORED = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "checks.py"]
+
+
+def _locked(function):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with GRADEBOOK_LOCK:
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def _api(source_dir: Path, release_dir: Path, db_url: str) -> NbGraderAPI:
+    config = Config()
+    config.CourseDirectory.root = str(source_dir.parent)
+    config.CourseDirectory.source_directory = str(source_dir)
+    config.CourseDirectory.release_directory = str(release_dir)
+    config.CourseDirectory.db_url = db_url
+    config.CourseDirectory.ignore = IGNORED
+    config.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    coursedir = CourseDirectory(config=config)
+    api = NbGraderAPI(coursedir=coursedir, config=config)
+    api.log.setLevel(logging.ERROR)
+    return api
+
+
+@_locked
+def generate_release(lab: str, *, source_dir: Path, release_dir: Path, db_url: str) -> Path:
+    """Run ``nbgrader generate_assignment`` for ``lab``; returns ``release_dir/lab``."""
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_assignment(lab)
+    api = _api(source_dir, release_dir, db_url)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        result = api.generate_assignment(lab, force=True)
+    if not result.get("success"):
+        raise LabError(
+            f"nbgrader generate_assignment failed:\n{result.get('error') or result.get('log')}",
+            lab=lab,
+            fix="fix the nbgrader metadata of the source notebook (cloudlabs validate explains)",
+        )
+    return release_dir / lab
+
+
+def release_to_temp(lab: str, *, source_dir: Path, db_url: str) -> Path:
+    """A fresh release of ``lab`` in a temporary directory (caller removes it)."""
+    target = Path(tempfile.mkdtemp(prefix=f"cloudlabs-release-{lab}-"))
+    try:
+        return generate_release(lab, source_dir=source_dir, release_dir=target, db_url=db_url)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+@_locked
+def save_autogrades(nb: NotebookNode, *, lab: str, student: str, db_url: str) -> None:
+    """Record the autograded score of every graded cell of an executed notebook."""
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_student(student)
+        with contextlib.suppress(Exception):
+            gb.remove_submission(lab, student)
+        gb.add_submission(lab, student)
+    resources = {
+        "nbgrader": {"assignment": lab, "notebook": lab, "student": student, "db_url": db_url}
+    }
+    SaveAutoGrades().preprocess(nb, resources)
+
+
+@_locked
+def set_manual_score(*, lab: str, student: str, grade_id: str, score: float, db_url: str) -> None:
+    """Override one cell's score (the state checks' results) in the gradebook."""
+    with Gradebook(db_url) as gb:
+        grade = gb.find_grade(grade_id, lab, lab, student)
+        grade.manual_score = score
+        grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+@_locked
+def scores(*, lab: str, student: str, db_url: str) -> dict[str, tuple[float, float]]:
+    """(score, max) per grade id for one submission, as the gradebook has them."""
+    with Gradebook(db_url) as gb:
+        notebook = gb.find_submission_notebook(lab, lab, student)
+        return {g.name: (float(g.score), float(g.max_score)) for g in notebook.grades}
+
+
+@_locked
+def export_csv(db_url: str, path: Path) -> None:
+    """nbgrader's own CSV export of the gradebook (one row per student and lab)."""
+    from nbgrader.plugins import CsvExportPlugin
+
+    config = Config()
+    config.CsvExportPlugin.to = str(path)
+    with Gradebook(db_url) as gb, contextlib.redirect_stdout(io.StringIO()):
+        CsvExportPlugin(config=config).export(gb)

@@ -1,0 +1,115 @@
+"""Reading notebooks and their nbgrader cell metadata, shared by every grading step."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from grader.errors import SubmissionError
+
+#: ``ex3_test_a`` belongs to exercise ``ex3``; ``kc2_solution`` to knowledge check ``kc2``.
+_SECTION = re.compile(r"^((?:ex|kc)\d+)_")
+_HEADING = re.compile(r"^##\s+(Exercise\s+(\d+)|Knowledge check)", re.IGNORECASE)
+MAX_NOTEBOOK_BYTES = 20 * 2**20
+
+
+def read(path: Path) -> NotebookNode:
+    """A notebook from disk, or a SubmissionError saying plainly why it is not one."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path.name}: {exc.strerror}") from exc
+    if size > MAX_NOTEBOOK_BYTES:
+        raise SubmissionError(f"{path.name} is {size / 2**20:.0f} MiB; notebooks over 20 MiB are refused")
+    try:
+        raw = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SubmissionError(f"{path.name} is not valid JSON, so not a notebook ({exc})") from exc
+    if not isinstance(raw, dict) or "cells" not in raw:
+        raise SubmissionError(f"{path.name} is JSON but not a Jupyter notebook (no cells)")
+    try:
+        nb = nbformat.reads(json.dumps(raw), as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # nbformat raises several kinds for malformed documents
+        raise SubmissionError(f"{path.name} is not a valid Jupyter notebook: {exc}") from exc
+    return nb
+
+
+def nbgrader(cell: NotebookNode) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def grade_id(cell: NotebookNode) -> str | None:
+    return nbgrader(cell).get("grade_id")
+
+
+def is_graded(cell: NotebookNode) -> bool:
+    return bool(nbgrader(cell).get("grade"))
+
+
+def is_solution(cell: NotebookNode) -> bool:
+    return bool(nbgrader(cell).get("solution"))
+
+
+def is_state_check(cell: NotebookNode) -> bool:
+    gid = grade_id(cell) or ""
+    return is_graded(cell) and "_state" in gid
+
+
+def is_test(cell: NotebookNode) -> bool:
+    return is_graded(cell) and not is_solution(cell) and not is_state_check(cell)
+
+
+def points(cell: NotebookNode) -> float:
+    return float(nbgrader(cell).get("points", 0) or 0)
+
+
+def tags(cell: NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def hint(cell: NotebookNode) -> str:
+    """The ``# Hint: ...`` comment at the top of a test or state-check cell."""
+    lines = []
+    for line in cell.source.splitlines():
+        stripped = line.strip()
+        if stripped.lower().startswith("# hint:"):
+            lines.append(stripped[7:].strip())
+        elif lines and stripped.startswith("#") and not stripped.lower().startswith("# state check"):
+            lines.append(stripped.lstrip("#").strip())
+        else:
+            break
+    return " ".join(lines)
+
+
+def section_of(grade: str | None) -> str | None:
+    match = _SECTION.match(grade or "")
+    return match.group(1) if match else None
+
+
+def sections(nb: NotebookNode) -> list[str | None]:
+    """The exercise (``ex1``), knowledge check (``kc``) or None of every cell, in order."""
+    current: str | None = None
+    result: list[str | None] = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            match = _HEADING.match(cell.source.lstrip())
+            if match:
+                current = f"ex{match.group(2)}" if match.group(2) else "kc"
+        own = section_of(grade_id(cell))
+        result.append(own or current)
+    return result
+
+
+def exercise_title(nb: NotebookNode, section: str) -> str:
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        match = _HEADING.match(cell.source.lstrip())
+        if match and match.group(2) and f"ex{match.group(2)}" == section:
+            return cell.source.lstrip().splitlines()[0].lstrip("#").strip()
+    return "Knowledge check" if section.startswith("kc") else section

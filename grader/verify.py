@@ -1,0 +1,42 @@
+"""Step 3 of grading: verify the submission's AWS state from outside the student's kernel.
+
+The lab's checks (solutions/<lab>/checks.py) run in the grader's process against the submission's
+own account; nothing the notebook did to boto3, botocore or its own helpers can reach them. Their
+scores replace the state-check cells' scores in the gradebook.
+"""
+
+from __future__ import annotations
+
+from grader import nbgrader_glue
+from grader.errors import LabError
+from grader.labs import Lab
+from grader.statecheck import CheckResult, load_checks, run_checks, session_for
+
+
+def verify(
+    *, lab: Lab, endpoint_url: str, account_id: str, prefix: str, region: str = "us-east-1"
+) -> dict[str, CheckResult]:
+    """Run every state check of ``lab`` against one account."""
+    state_ids = {c.grade_id for c in lab.graded_cells if c.kind == "state"}
+    if not state_ids:
+        return {}
+    if not lab.checks.exists():
+        raise LabError(f"{lab.checks} is missing but the lab has state-check cells", lab=lab.name)
+    checks = load_checks(lab.checks)
+    aws = session_for(endpoint_url=endpoint_url, account_id=account_id, region=region)
+    results = run_checks({g: f for g, f in checks.items() if g in state_ids}, aws=aws, prefix=prefix)
+    for gid in state_ids - set(results):
+        results[gid] = CheckResult(gid, 0.0, "no state check is registered for this cell")
+    return results
+
+
+def record(
+    results: dict[str, CheckResult], *, lab: Lab, student: str, db_url: str
+) -> None:
+    """Write the state checks' scores into the gradebook."""
+    points = {c.grade_id: c.points for c in lab.graded_cells}
+    for gid, result in results.items():
+        nbgrader_glue.set_manual_score(
+            lab=lab.name, student=student, grade_id=gid, score=result.fraction * points[gid],
+            db_url=db_url,
+        )  # fmt: skip
