@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -81,3 +82,124 @@ def status(port: int | None) -> None:
 def logs(port: int | None, lines: int) -> None:
     """Print the end of the emulator's log."""
     click.echo(emulator_commands.logs(port=port, lines=lines))
+
+
+@cli.command("grade")
+@click.argument("lab")
+@click.argument("submissions", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Workspace for results (default ./cloudlabs-grades/<lab>).",
+)
+@click.option(
+    "--workers", type=int, default=None, help="Submissions graded at once (default: cores)."
+)
+@click.option("--force", is_flag=True, help="Grade again submissions that already have a result.")
+@_reports_errors
+def grade_command(
+    lab: str, submissions: Path, out: Path | None, workers: int | None, force: bool
+) -> None:
+    """Grade every submission of LAB found in SUBMISSIONS (folder, nbgrader layout or zip)."""
+    from grader import export, grade
+
+    with click.progressbar(length=0, label="grading", show_pos=True) as bar:
+
+        def progress(result) -> None:
+            bar.length = (bar.length or 0) + 1
+            bar.update(1)
+
+        run = grade.main(
+            lab=lab,
+            submissions=submissions,
+            out=out,
+            workers=workers,
+            force=force,
+            progress=progress,
+        )
+    click.echo(export.class_table(run.lab, run.results))
+    rejected = [r for r in run.results if r.status != "graded"]
+    click.echo(
+        f"\n{len(run.results)} submissions: {len(run.results) - len(rejected)} graded, "
+        f"{len(rejected)} not graded, {run.skipped} already graded (use --force to regrade)"
+    )
+    root = run.workspace.root
+    click.echo(
+        f"results: {root}/results, feedback: {root}/feedback, CSV: {root}/grades.csv, "
+        f"JUnit: {root}/junit.xml, summary: {root}/summary.html"
+    )
+    sys.exit(grade.exit_code(run))
+
+
+@cli.command()
+@click.argument("target", required=False)
+@_reports_errors
+def check(target: str | None) -> None:
+    """Check your own lab: TARGET is a lab name or your notebook (saved first)."""
+    from grader import check as self_check
+
+    result = self_check.main(target=target)
+    lab, _ = self_check.resolve(target)
+    click.echo(self_check.report(result, lab))
+
+
+@cli.command()
+@click.option("--check", "check_only", is_flag=True, help="Only report stale labs (exit 1 if any).")
+@_reports_errors
+def release(check_only: bool) -> None:
+    """Make labs/ from solutions/ with nbgrader generate_assignment."""
+    from grader import release as releaser
+
+    stale = releaser.main(check=check_only)
+    if check_only and stale:
+        click.echo(
+            f"labs/ is stale for: {', '.join(stale)} — run `make release` and commit labs/",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"released: {', '.join(stale) or 'nothing changed'}")
+
+
+@cli.command()
+@_reports_errors
+def validate() -> None:
+    """Check every lab in solutions/ against docs/lab-format.md."""
+    from grader import validate as validator
+
+    failed = False
+    for lab, problems in validator.main().items():
+        click.echo(f"{lab}: {'ok' if not problems else f'{len(problems)} problems'}")
+        for problem in problems:
+            click.echo(f"  - {problem}")
+        failed |= bool(problems)
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.option("--lab", "labs", multiple=True, help="Only these labs (default: all).")
+@click.option("--workers", type=int, default=None)
+@_reports_errors
+def demo(labs: tuple[str, ...], workers: int | None) -> None:
+    """Start the emulator and grade the sample submissions of every lab."""
+    from grader import demo as demo_run
+
+    status = emulator_commands.up()
+    click.echo(f"emulator running at {status.endpoint_url}")
+    ok = demo_run.main(labs=list(labs) or None, workers=workers, echo=click.echo)
+    click.echo(
+        "\nall sample scores are as expected"
+        if ok
+        else "\nsome sample scores differ from samples/*/expected.json"
+    )
+    sys.exit(0 if ok else 1)
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="JupyterLab port (default 8888).")
+@_reports_errors
+def lab(port: int | None) -> None:
+    """Start the emulator and JupyterLab on labs/ (formgrader is available to instructors)."""
+    from grader import jupyter
+
+    jupyter.main(port=port)

@@ -47,7 +47,9 @@ def _check(student: str, path: Path | None, origin: str) -> Submission:
 def collect(source: Path, *, lab: str, unpack_dir: Path | None = None) -> list[Submission]:
     """Every submission under ``source`` for ``lab``, sorted by student id."""
     if not source.exists():
-        raise CloudlabsError(f"no submissions at {source}", fix="give a folder, a zip or a notebook")
+        raise CloudlabsError(
+            f"no submissions at {source}", fix="give a folder, a zip or a notebook"
+        )
     if source.is_file() and source.suffix == ".zip":
         source = _unzip(source, unpack_dir or Path(tempfile.mkdtemp(prefix="cloudlabs-zip-")))
     if source.is_file():

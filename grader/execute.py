@@ -185,6 +185,10 @@ class GradingEngine(NBClientEngine):
 papermill_engines.register("cloudlabs", GradingEngine)
 
 
+def _papermill_banner(cell: NotebookNode) -> bool:
+    return bool({"papermill-error-cell-tag"} & set(nbu.tags(cell)))
+
+
 def kernel_manager(kernel: str, kernel_dirs: list[Path] | None = None) -> AsyncKernelManager:
     """A kernel manager for ``kernel``, looked up first in ``kernel_dirs`` (the sandbox's)."""
     specs = KernelSpecManager()
@@ -229,4 +233,6 @@ def execute(
             sink=sink,
         )
     executed, events = sink[0]
+    # papermill marks the first error with banner cells; errors are the student's and graded.
+    executed.cells = [c for c in executed.cells if not _papermill_banner(c)]
     return Execution(executed, events, time.monotonic() - started)

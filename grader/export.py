@@ -86,7 +86,9 @@ def write_plot(lab: Lab, results: list[SubmissionResult], path: Path) -> None:
     left.set_ylabel("share of the exercise's points")
     left.set_title(f"{lab.name}: score per exercise")
     totals = [r.score for r in results if r.status == GRADED]
-    right.hist(totals, bins=min(20, max(5, len(totals))), range=(0, lab.max_score or 1), color="tab:blue")
+    right.hist(
+        totals, bins=min(20, max(5, len(totals))), range=(0, lab.max_score or 1), color="tab:blue"
+    )
     right.set_xlabel(f"total score (max {lab.max_score:g})")
     right.set_ylabel("students")
     right.set_title("total scores")
@@ -102,7 +104,9 @@ def write_summary_html(lab: Lab, results: list[SubmissionResult], path: Path, pl
     rows = []
     for r in results:
         ex = r.exercises
-        cells = "".join(f"<td>{ex[s][0]:g}/{ex[s][1]:g}</td>" if s in ex else "<td>–</td>" for s in sections)
+        cells = "".join(
+            f"<td>{ex[s][0]:g}/{ex[s][1]:g}</td>" if s in ex else "<td>–</td>" for s in sections
+        )
         status = "" if r.status == GRADED else f"{e(r.status)}: {e(r.reason)}"
         rows.append(
             f"<tr><td>{e(r.student)}</td><td>{r.score:g}/{r.max_score:g}</td>{cells}<td>{status}</td></tr>"

@@ -36,9 +36,15 @@ def summary_html(result: SubmissionResult, lab: Lab) -> str:
     for section, (got, top) in result.exercises.items():
         title = nbu.exercise_title(lab.notebook, section)
         parts.append(f"<tr><td>{e(title)}</td><td>{got:g} / {top:g}</td></tr>")
-    parts.append("</table><h2>Checks</h2><table><tr><th>Check</th><th>Result</th><th>Hint</th></tr>")
+    parts.append(
+        "</table><h2>Checks</h2><table><tr><th>Check</th><th>Result</th><th>Hint</th></tr>"
+    )
     for cell in result.cells:
-        mark = "<span class='ok'>passed</span>" if cell.passed else f"<span class='no'>{e(cell.message or 'failed')}</span>"
+        mark = (
+            "<span class='ok'>passed</span>"
+            if cell.passed
+            else f"<span class='no'>{e(cell.message or 'failed')}</span>"
+        )
         hint = "" if cell.passed else e(cell.hint)
         parts.append(
             f"<tr><td>{e(cell.grade_id)} ({cell.points:g}/{cell.max_points:g})</td><td>{mark}</td><td>{hint}</td></tr>"
@@ -51,7 +57,9 @@ def summary_html(result: SubmissionResult, lab: Lab) -> str:
     return "\n".join(parts)
 
 
-def student_view(executed: NotebookNode, release: NotebookNode, result: SubmissionResult) -> NotebookNode:
+def student_view(
+    executed: NotebookNode, release: NotebookNode, result: SubmissionResult
+) -> NotebookNode:
     """The executed notebook as the student may see it."""
     nb = copy.deepcopy(executed)
     visible = {nbu.grade_id(c): c.source for c in release.cells if nbu.grade_id(c)}
@@ -62,22 +70,36 @@ def student_view(executed: NotebookNode, release: NotebookNode, result: Submissi
             continue
         cell.source = visible.get(gid, "# (test cell)")
         outcome = outcomes.get(gid)
-        text = "✓ passed" if outcome and outcome.passed else f"✗ {outcome.message if outcome else 'failed'}"
+        text = (
+            "✓ passed"
+            if outcome and outcome.passed
+            else f"✗ {outcome.message if outcome else 'failed'}"
+        )
         if outcome and not outcome.passed and outcome.hint:
             text += f"\nHint: {outcome.hint}"
         cell.outputs = [new_output("stream", name="stdout", text=text + "\n")]
     return nb
 
 
-def render(result: SubmissionResult, lab: Lab, executed: NotebookNode | None, release: NotebookNode | None) -> str:
+def render(
+    result: SubmissionResult, lab: Lab, executed: NotebookNode | None, release: NotebookNode | None
+) -> str:
     summary = summary_html(result, lab)
     if executed is None or release is None:
         return f"<!doctype html><html><head><meta charset='utf-8'><style>{STYLE}</style></head><body>{summary}</body></html>"
-    body, _ = HTMLExporter(template_name="classic").from_notebook_node(student_view(executed, release, result))
-    return body.replace("<body>", f"<body><div style='{'max-width:60rem;margin:2rem auto'}'><style>{STYLE}</style>{summary}</div>", 1)
+    body, _ = HTMLExporter(template_name="classic").from_notebook_node(
+        student_view(executed, release, result)
+    )
+    return body.replace(
+        "<body>",
+        f"<body><div style='{'max-width:60rem;margin:2rem auto'}'><style>{STYLE}</style>{summary}</div>",
+        1,
+    )
 
 
-def write(result: SubmissionResult, lab: Lab, workspace: Workspace, release: NotebookNode | None = None) -> None:
+def write(
+    result: SubmissionResult, lab: Lab, workspace: Workspace, release: NotebookNode | None = None
+) -> None:
     executed_path = workspace.autograded_path(result.student, lab.name)
     executed = nbformat.read(str(executed_path), as_version=4) if executed_path.exists() else None
     if release is None and lab.release.exists():

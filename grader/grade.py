@@ -124,7 +124,9 @@ def main(
                 return grade(submission, ctx)
             except EmulatorError as exc:
                 if attempt == MAX_ATTEMPTS:
-                    return infrastructure_failure(submission, the_lab, f"{exc.message} ({attempt} attempts)")
+                    return infrastructure_failure(
+                        submission, the_lab, f"{exc.message} ({attempt} attempts)"
+                    )
                 try:
                     guard.recover(generation)
                 except EmulatorError as restart_error:

@@ -57,7 +57,9 @@ class Lab:
                 continue
             kind = "state" if nbu.is_state_check(cell) else "test"
             cells.append(
-                GradedCell(nbu.grade_id(cell) or "", kind, section or "", nbu.points(cell), nbu.hint(cell))
+                GradedCell(
+                    nbu.grade_id(cell) or "", kind, section or "", nbu.points(cell), nbu.hint(cell)
+                )
             )
         return cells
 

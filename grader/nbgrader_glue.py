@@ -11,9 +11,9 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import warnings
-import tempfile
 from pathlib import Path
 
 from nbformat import NotebookNode

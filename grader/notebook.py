@@ -24,7 +24,9 @@ def read(path: Path) -> NotebookNode:
     except OSError as exc:
         raise SubmissionError(f"cannot read {path.name}: {exc.strerror}") from exc
     if size > MAX_NOTEBOOK_BYTES:
-        raise SubmissionError(f"{path.name} is {size / 2**20:.0f} MiB; notebooks over 20 MiB are refused")
+        raise SubmissionError(
+            f"{path.name} is {size / 2**20:.0f} MiB; notebooks over 20 MiB are refused"
+        )
     try:
         raw = json.loads(path.read_bytes())
     except (UnicodeDecodeError, ValueError) as exc:
@@ -79,7 +81,9 @@ def hint(cell: NotebookNode) -> str:
         stripped = line.strip()
         if stripped.lower().startswith("# hint:"):
             lines.append(stripped[7:].strip())
-        elif lines and stripped.startswith("#") and not stripped.lower().startswith("# state check"):
+        elif (
+            lines and stripped.startswith("#") and not stripped.lower().startswith("# state check")
+        ):
             lines.append(stripped.lstrip("#").strip())
         else:
             break

@@ -106,7 +106,9 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
 
     started = time.monotonic()
     executed = execution.notebook
-    result.notes += score.autograde(executed, lab=lab.name, student=result.student, db_url=ctx.workspace.db_url)
+    result.notes += score.autograde(
+        executed, lab=lab.name, student=result.student, db_url=ctx.workspace.db_url
+    )
     checks = verify.verify(
         lab=lab, endpoint_url=ctx.endpoint_url, account_id=result.account_id,
         prefix=result.prefix, region=ctx.region,
@@ -122,7 +124,9 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
             check = checks.get(graded.grade_id)
             message = check.message if check else ""
         else:
-            message = score.failure_message(by_id[graded.grade_id]) if graded.grade_id in by_id else ""
+            message = (
+                score.failure_message(by_id[graded.grade_id]) if graded.grade_id in by_id else ""
+            )
         result.cells.append(
             CellResult(graded.grade_id, graded.kind, graded.section, got, top,
                        passed=got >= top, message=message, hint=graded.hint)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import secrets
 
 from nbformat import NotebookNode
 from nbgrader.utils import compute_checksum
@@ -33,6 +34,9 @@ def restore(submission: NotebookNode, *, lab: Lab, release: NotebookNode) -> Res
     notes: list[str] = []
 
     # The student's cells: answers by grade id, and extra cells after the answer they follow.
+    # Copies of the lab's own cells (parameters, setup, examples) are not extras: the lab's
+    # version of those is used, so they can never override the injected parameters.
+    lab_sources = {_normalized(c.source) for c in (*source.cells, *release.cells)}
     answers: dict[str, NotebookNode] = {}
     extras: dict[str | None, list[NotebookNode]] = {}
     anchor: str | None = None
@@ -46,7 +50,12 @@ def restore(submission: NotebookNode, *, lab: Lab, release: NotebookNode) -> Res
             answers[gid] = cell
             seen_order.append(gid)
             anchor = gid
-        elif cell.cell_type == "code" and cell.source.strip():
+        elif (
+            cell.cell_type == "code"
+            and cell.source.strip()
+            and not {"parameters", "injected-parameters", "setup"} & set(nbu.tags(cell))
+            and _normalized(cell.source) not in lab_sources
+        ):
             extras.setdefault(anchor, []).append(_plain(cell))
 
     if not answers:
@@ -74,7 +83,9 @@ def restore(submission: NotebookNode, *, lab: Lab, release: NotebookNode) -> Res
                 student = answers.get(gid)
                 if student is None:
                     notes.append(f"{_kind(cell)} {gid} was deleted; restored from the lab")
-                elif compute_checksum(_plain_copy(student, released[gid])) != _checksum(released[gid]):
+                elif compute_checksum(_plain_copy(student, released[gid])) != _checksum(
+                    released[gid]
+                ):
                     notes.append(f"{_kind(cell)} {gid} was edited; restored from the lab")
             cells.append(copy.deepcopy(cell))
         if gid:
@@ -87,6 +98,10 @@ def restore(submission: NotebookNode, *, lab: Lab, release: NotebookNode) -> Res
     nb = copy.deepcopy(source)
     nb.cells = cells
     return Restored(nb, notes)
+
+
+def _normalized(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
 def _kind(cell: NotebookNode) -> str:
@@ -119,6 +134,7 @@ def _with_source(template: NotebookNode, text: str) -> NotebookNode:
 def _plain(cell: NotebookNode) -> NotebookNode:
     """A student's own cell, stripped of outputs and any nbgrader metadata it claims."""
     cell = copy.deepcopy(cell)
+    cell.id = f"student-{secrets.token_hex(4)}"  # never collides with the lab's cell ids
     cell.metadata.pop("nbgrader", None)
     cell.metadata["tags"] = [t for t in nbu.tags(cell) if t not in {"parameters", "setup"}]
     cell.outputs = []

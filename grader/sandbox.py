@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     env.update({"HOME": str(args.workdir), "MPLCONFIGDIR": str(args.workdir / ".mpl")})
     env.setdefault("PYTHONWARNINGS", "ignore")
     _limit(args.memory_mb)
-    command = bwrap_argv(kernel, hide=args.hide, workdir=args.workdir) if args.mode == "bwrap" else kernel
+    command = (
+        bwrap_argv(kernel, hide=args.hide, workdir=args.workdir) if args.mode == "bwrap" else kernel
+    )
     os.chdir(args.workdir)
     # The kernel's own chatter goes to a log in its working directory, not the grader's terminal.
     log = os.open(args.workdir / "kernel.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -24,15 +24,15 @@ def verify(
         raise LabError(f"{lab.checks} is missing but the lab has state-check cells", lab=lab.name)
     checks = load_checks(lab.checks)
     aws = session_for(endpoint_url=endpoint_url, account_id=account_id, region=region)
-    results = run_checks({g: f for g, f in checks.items() if g in state_ids}, aws=aws, prefix=prefix)
+    results = run_checks(
+        {g: f for g, f in checks.items() if g in state_ids}, aws=aws, prefix=prefix
+    )
     for gid in state_ids - set(results):
         results[gid] = CheckResult(gid, 0.0, "no state check is registered for this cell")
     return results
 
 
-def record(
-    results: dict[str, CheckResult], *, lab: Lab, student: str, db_url: str
-) -> None:
+def record(results: dict[str, CheckResult], *, lab: Lab, student: str, db_url: str) -> None:
     """Write the state checks' scores into the gradebook."""
     points = {c.grade_id: c.points for c in lab.graded_cells}
     for gid, result in results.items():

@@ -1,0 +1,118 @@
+"""``cloudlabs check [<lab> | <notebook>]``: a student grades their own saved copy.
+
+The notebook runs in a fresh account of the running emulator with the tests students can see (the
+hidden ones stay hidden), then the state checks run. The result is a table per exercise with
+hints for what failed. Nothing is recorded anywhere but a temporary workspace.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from grader import emulator as emu
+from grader import labs as lab_index
+from grader import notebook as nbu
+from grader.collect import Submission
+from grader.config import EmulatorConfig, GradeConfig, load
+from grader.errors import CloudlabsError, EmulatorError
+from grader.grade import prepare_workspace
+from grader.labs import Lab
+from grader.pipeline import Context, grade
+from grader.results import SubmissionResult
+
+
+def resolve(
+    target: str | None,
+    *,
+    source_dir: Path = lab_index.SOURCE_DIR,
+    release_dir: Path = lab_index.RELEASE_DIR,
+) -> tuple[Lab, Path]:
+    """The lab and notebook meant by ``target``: a lab name, a notebook path, or (None) the only
+    lab notebook in the current directory."""
+    if target is None:
+        here = [p for p in Path.cwd().glob("*.ipynb") if p.stem in lab_index.available(source_dir)]
+        if len(here) != 1:
+            raise CloudlabsError(
+                "which lab?", fix="run `cloudlabs check <lab>` or `cloudlabs check <notebook>`"
+            )
+        target = str(here[0])
+    path = Path(target)
+    if path.suffix == ".ipynb":
+        if not path.exists():
+            raise CloudlabsError(f"no notebook at {path}")
+        ids = {nbu.grade_id(c) for c in nbu.read(path).cells} - {None}
+        for name in lab_index.available(source_dir):
+            lab = lab_index.find(name, source_dir=source_dir, release_dir=release_dir)
+            if name == path.stem or ids & {c.grade_id for c in lab.graded_cells}:
+                return lab, path
+        raise CloudlabsError(
+            f"{path} is not one of the labs ({', '.join(lab_index.available(source_dir))})"
+        )
+    lab = lab_index.find(target, source_dir=source_dir, release_dir=release_dir)
+    return lab, lab.release
+
+
+def main(
+    *,
+    target: str | None = None,
+    source_dir: Path = lab_index.SOURCE_DIR,
+    release_dir: Path = lab_index.RELEASE_DIR,
+    emulator_config: EmulatorConfig | None = None,
+    grade_config: GradeConfig | None = None,
+) -> SubmissionResult:
+    lab, notebook = resolve(target, source_dir=source_dir, release_dir=release_dir)
+    emulator = emu.create(emulator_config)
+    if not emulator.status().running:
+        raise EmulatorError("the emulator is not running", fix="start it with `cloudlabs up`")
+    config = grade_config or load(GradeConfig, "grade", sandbox="none")
+    root = Path(tempfile.mkdtemp(prefix="cloudlabs-check-"))
+    try:
+        workspace, release = prepare_workspace(lab, root)
+        ctx = Context(
+            lab=lab,
+            release=release,
+            workspace=workspace,
+            endpoint_url=emulator.endpoint_url,
+            config=config,
+            visible_tests_only=True,
+        )
+        result = grade(Submission("me", notebook), ctx)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    # Test cells whose every assert is hidden pass trivially here: leave them to the instructor.
+    hidden = {nbu.grade_id(c) for c in release.cells if nbu.is_test(c) and not _has_code(c.source)}
+    result.cells = [c for c in result.cells if c.grade_id not in hidden]
+    result.score = sum(c.points for c in result.cells)
+    result.max_score = sum(c.max_points for c in result.cells)
+    if hidden:
+        result.notes.append(
+            f"{len(hidden)} test cells have only hidden tests; your instructor grades them"
+        )
+    return result
+
+
+def _has_code(source: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("#") for line in source.splitlines())
+
+
+def report(result: SubmissionResult, lab: Lab) -> str:
+    """The table a student reads."""
+    if result.status != "graded":
+        return f"{lab.name}: not graded — {result.reason}"
+    lines = [
+        f"{lab.name}: {result.score:g} / {result.max_score:g} (visible tests and state checks)",
+        "",
+    ]
+    for section, (got, top) in result.exercises.items():
+        mark = "ok " if got >= top else "   "
+        lines.append(f"{mark}{got:>5g} / {top:<4g} {nbu.exercise_title(lab.notebook, section)}")
+        for cell in result.cells:
+            if cell.section == section and not cell.passed:
+                lines.append(f"           {cell.grade_id}: {cell.message}")
+                if cell.hint:
+                    lines.append(f"           hint: {cell.hint}")
+    if result.notes:
+        lines += ["", *[f"note: {n}" for n in result.notes]]
+    return "\n".join(lines)
