@@ -93,6 +93,8 @@ def _unzip(archive: Path, target: Path) -> Path:
     except zipfile.BadZipFile as exc:
         raise CloudlabsError(f"{archive.name} is not a valid zip file") from exc
     entries = [p for p in target.iterdir() if not p.name.startswith(".")]
-    if len(entries) == 1 and entries[0].is_dir() and not list(entries[0].glob("*.ipynb")):
-        return entries[0]  # a zip of one top folder holding the submissions
+    if len(entries) == 1 and entries[0].is_dir():
+        inside = [p for p in entries[0].iterdir() if not p.name.startswith(".")]
+        if len(inside) > 1 or any(p.is_dir() for p in inside):
+            return entries[0]  # a zip of one top folder holding the class
     return target

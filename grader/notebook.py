@@ -82,7 +82,9 @@ def hint(cell: NotebookNode) -> str:
         if stripped.lower().startswith("# hint:"):
             lines.append(stripped[7:].strip())
         elif (
-            lines and stripped.startswith("#") and not stripped.lower().startswith("# state check")
+            lines
+            and stripped.startswith("# ")  # not "### BEGIN HIDDEN TESTS" and other markers
+            and not stripped.lower().startswith("# state check")
         ):
             lines.append(stripped.lstrip("#").strip())
         else:

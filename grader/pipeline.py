@@ -114,6 +114,9 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
         prefix=result.prefix, region=ctx.region,
     )  # fmt: skip
     verify.record(checks, lab=lab, student=result.student, db_url=ctx.workspace.db_url)
+    result.notes += verify.gate_tests(
+        checks, lab=lab, student=result.student, db_url=ctx.workspace.db_url
+    )
     result.timings["score"] = time.monotonic() - started
 
     scores = nbgrader_glue.scores(lab=lab.name, student=result.student, db_url=ctx.workspace.db_url)

@@ -8,13 +8,22 @@ A lab's ``solutions/<lab>/checks.py`` registers one function per state-check cel
 After the notebook ran, the grader calls each check with a boto3 session for the submission's
 account (``aws.client(name)`` already points at the emulator) and the submission's prefix.
 A check passes by returning None or True, earns partial credit by returning a fraction in [0, 1],
-and fails (0 points) by raising; an AssertionError's message is shown to the student.
+and fails (0 points) by raising; an AssertionError's message is shown to the student. A check may
+also be a generator that ``yield``s the fraction earned so far at milestones: if a later assert
+fails, the student keeps the last fraction yielded::
+
+    @state_check("ex5_state")
+    def volume_and_snapshot(aws, prefix):
+        assert volume_exists(...), "no data volume"
+        yield 0.5                      # half the points once the volume is right
+        assert snapshot_exists(...), "no snapshot of the volume"
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import inspect
 import traceback
 import urllib.parse
 from collections.abc import Callable
@@ -102,13 +111,18 @@ def load_checks(path: Path) -> dict[str, CheckFunction]:
 
 def run_check(grade_id: str, check: CheckFunction, *, aws: Any, prefix: str) -> CheckResult:
     """Run one check; any exception is a failure with a one-line reason."""
+    earned = 0.0
     try:
         outcome = check(aws, prefix)
+        if inspect.isgenerator(outcome):
+            for milestone in outcome:
+                earned = min(1.0, max(earned, float(milestone)))
+            outcome = None
     except AssertionError as exc:
-        return CheckResult(grade_id, 0.0, str(exc) or "the expected resource is not there")
+        return CheckResult(grade_id, earned, str(exc) or "the expected resource is not there")
     except Exception as exc:  # a missing resource usually surfaces as a botocore ClientError
         reason = traceback.format_exception_only(exc)[-1].strip()
-        return CheckResult(grade_id, 0.0, reason)
+        return CheckResult(grade_id, earned, reason)
     if outcome is None or outcome is True:
         return CheckResult(grade_id, 1.0, "")
     if outcome is False:

@@ -32,6 +32,36 @@ def verify(
     return results
 
 
+def gate_tests(
+    results: dict[str, CheckResult], *, lab: Lab, student: str, db_url: str
+) -> list[str]:
+    """Tests inside the kernel can be fooled (a notebook may monkeypatch boto3 so that a bucket
+    "exists"); state checks cannot. So in an exercise whose state checks all fail, the tests earn
+    nothing either: no points for resources that do not exist. Returns notes for the report."""
+    notes = []
+    current = nbgrader_glue.scores(lab=lab.name, student=student, db_url=db_url)
+    by_section: dict[str, list] = {}
+    for cell in lab.graded_cells:
+        by_section.setdefault(cell.section, []).append(cell)
+    for section, cells in by_section.items():
+        states = [c for c in cells if c.kind == "state"]
+        if not states or any(
+            results[c.grade_id].fraction > 0 for c in states if c.grade_id in results
+        ):
+            continue
+        earned = [c for c in cells if c.kind == "test" and current.get(c.grade_id, (0, 0))[0] > 0]
+        for cell in earned:
+            nbgrader_glue.set_manual_score(
+                lab=lab.name, student=student, grade_id=cell.grade_id, score=0.0, db_url=db_url
+            )
+        if earned:
+            notes.append(
+                f"{section}: its tests passed inside the notebook, but the resources it asks for "
+                "were not found from outside it, so they earn no points"
+            )
+    return notes
+
+
 def record(results: dict[str, CheckResult], *, lab: Lab, student: str, db_url: str) -> None:
     """Write the state checks' scores into the gradebook."""
     points = {c.grade_id: c.points for c in lab.graded_cells}

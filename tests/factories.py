@@ -46,7 +46,8 @@ def code(source: str, **metadata) -> NotebookNode:
 
 def parameters() -> NotebookNode:
     return new_code_cell(
-        PARAMETERS, metadata={"tags": ["parameters"], "nbgrader": _nbgrader("parameters", locked=True)}
+        PARAMETERS,
+        metadata={"tags": ["parameters"], "nbgrader": _nbgrader("parameters", locked=True)},
     )
 
 
@@ -60,17 +61,19 @@ def solution(grade_id: str, source: str) -> NotebookNode:
     return new_code_cell(source, metadata={"nbgrader": _nbgrader(grade_id, solution=True)})
 
 
-def test(grade_id: str, source: str, points: float = 1, hint: str = "check your answer") -> NotebookNode:
+def test(
+    grade_id: str, source: str, points: float = 1, hint: str = "check your answer"
+) -> NotebookNode:
     body = f"# Hint: {hint}\n{source}"
     return new_code_cell(
         body, metadata={"nbgrader": _nbgrader(grade_id, grade=True, locked=True, points=points)}
     )
 
 
-def state(grade_id: str, what: str, points: float = 1, hint: str = "check the resource") -> NotebookNode:
-    body = (
-        f"# Hint: {hint}\n# State check (graded by cloudlabs from outside this notebook):\n# {what}\n"
-    )
+def state(
+    grade_id: str, what: str, points: float = 1, hint: str = "check the resource"
+) -> NotebookNode:
+    body = f"# Hint: {hint}\n# State check (graded by cloudlabs from outside this notebook):\n# {what}\n"
     return new_code_cell(
         body, metadata={"nbgrader": _nbgrader(grade_id, grade=True, locked=True, points=points)}
     )
@@ -78,7 +81,11 @@ def state(grade_id: str, what: str, points: float = 1, hint: str = "check the re
 
 def notebook(*cells: NotebookNode) -> NotebookNode:
     nb = new_notebook(cells=list(cells))
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
@@ -113,9 +120,15 @@ def minilab() -> NotebookNode:
             "### END HIDDEN TESTS\n",
             hint="enable versioning with put_bucket_versioning",
         ),
-        state("ex1_state", 'a bucket named f"{prefix}-reports" with versioning enabled', points=2,
-              hint="the bucket must exist and be versioned when the notebook ends"),
-        markdown("## Exercise 2 — A queue for jobs (4 points)\n\nCreate a queue and send a message."),
+        state(
+            "ex1_state",
+            'a bucket named f"{prefix}-reports" with versioning enabled',
+            points=2,
+            hint="the bucket must exist and be versioned when the notebook ends",
+        ),
+        markdown(
+            "## Exercise 2 — A queue for jobs (4 points)\n\nCreate a queue and send a message."
+        ),
         solution(
             "ex2_solution",
             'queue_name = f"{prefix}-jobs"\n'
@@ -135,10 +148,19 @@ def minilab() -> NotebookNode:
             points=2,
             hint="create_queue returns the URL; set VisibilityTimeout to 45",
         ),
-        state("ex2_state", 'a queue f"{prefix}-jobs" with a 45 s visibility timeout holding a message',
-              points=2, hint="the queue must hold the message you sent"),
-        markdown("## Knowledge check\n\n**Q1.** Which service is a queue? A) S3 B) SQS C) EC2 D) IAM"),
-        solution("kc1_solution", "answer_1 = None\n### BEGIN SOLUTION\nanswer_1 = \"B\"\n### END SOLUTION\n"),
+        state(
+            "ex2_state",
+            'a queue f"{prefix}-jobs" with a 45 s visibility timeout holding a message',
+            points=2,
+            hint="the queue must hold the message you sent",
+        ),
+        markdown(
+            "## Knowledge check\n\n**Q1.** Which service is a queue? A) S3 B) SQS C) EC2 D) IAM"
+        ),
+        solution(
+            "kc1_solution",
+            'answer_1 = None\n### BEGIN SOLUTION\nanswer_1 = "B"\n### END SOLUTION\n',
+        ),
         test(
             "kc1_test",
             'assert answer_1 in {"A", "B", "C", "D"}, "answer with one letter"\n'

@@ -115,6 +115,7 @@ def ebs_volume_and_snapshots(aws, prefix):
     assert vol["AvailabilityZone"] == web1["Placement"]["AvailabilityZone"], "the volume is not in web-1's AZ"
     assert any(a["InstanceId"] == web1["InstanceId"] for a in vol.get("Attachments", [])), \
         "the volume is not attached to web-1"
+    yield 0.5  # the data volume is right; the snapshots earn the other half
     snaps = ec2.describe_snapshots(
         Filters=[{"Name": "tag:Name", "Values": [f"{prefix}-data-snap", f"{prefix}-data-snap-enc"]}])["Snapshots"]
     by_name = {_tags(s)["Name"]: s for s in snaps}

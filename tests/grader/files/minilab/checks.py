@@ -15,5 +15,7 @@ def jobs_queue(aws, prefix):
     url = sqs.get_queue_url(QueueName=f"{prefix}-jobs")["QueueUrl"]
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attrs["VisibilityTimeout"] == "45", "the visibility timeout should be 45 seconds"
-    waiting = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    waiting = int(attrs["ApproximateNumberOfMessages"]) + int(
+        attrs["ApproximateNumberOfMessagesNotVisible"]
+    )
     return 1.0 if waiting else 0.5
