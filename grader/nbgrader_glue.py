@@ -57,6 +57,7 @@ def _api(source_dir: Path, release_dir: Path, db_url: str) -> NbGraderAPI:
     config.CourseDirectory.release_directory = str(release_dir)
     config.CourseDirectory.db_url = db_url
     config.CourseDirectory.ignore = IGNORED
+    config.Exchange.root = str(release_dir / ".exchange")  # unused, but nbgrader checks it
     config.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)

@@ -1,0 +1,30 @@
+"""Lecture knowledge checks compare digests of normalized answers."""
+
+from __future__ import annotations
+
+from grader.quiz import check, digest, main
+
+
+def test_answers_normalize_case_space_and_numbers():
+    assert digest("q", " b ") == digest("q", "B")
+    assert digest("q", 5) == digest("q", "5.0") == digest("q", "5")
+    assert digest("q", "1,000") == digest("q", 1000)
+
+
+def test_digest_is_salted_by_question():
+    assert digest("q1", "A") != digest("q2", "A")
+
+
+def test_check_reports_without_raising(capsys):
+    right = digest("storage-01-1", "C")
+    assert check("storage-01-1", "c", right) is True
+    assert check("storage-01-1", "D", right) is False
+    assert check("storage-01-1", None, right) is False
+    out = capsys.readouterr().out
+    assert "correct" in out and "not quite" in out and "not answered yet" in out
+
+
+def test_cli_prints_digest(capsys):
+    assert main(["digest", "x", "A"]) == 0
+    assert capsys.readouterr().out.strip() == digest("x", "A")
+    assert main(["nonsense"]) == 2
