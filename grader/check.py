@@ -77,6 +77,7 @@ def main(
             endpoint_url=emulator.endpoint_url,
             config=config,
             visible_tests_only=True,
+            region=emulator.config.region,
         )
         result = grade(Submission("me", notebook), ctx)
     finally:

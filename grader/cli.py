@@ -86,7 +86,7 @@ def logs(port: int | None, lines: int) -> None:
 
 @cli.command("grade")
 @click.argument("lab")
-@click.argument("submissions", type=click.Path(exists=True, path_type=Path))
+@click.argument("submissions", type=click.Path(path_type=Path))
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

@@ -50,7 +50,6 @@ class GradeConfig:
     memory_mb: int = _field(2048, "address-space limit of a student's kernel, in MiB")
     output_limit: int = _field(100_000, "characters of output kept per cell")
     sandbox: str = _field("auto", "'bwrap', 'none' or 'auto' (bwrap when available)")
-    kernel: str = _field("python3", "Jupyter kernel that runs submissions")
 
 
 def _convert(raw: str, kind: Any, name: str) -> Any:

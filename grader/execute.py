@@ -223,7 +223,8 @@ def execute(
             parameters=parameters,
             engine_name="cloudlabs",
             kernel_name=kernel,
-            cwd=str(cwd),
+            # no cwd: papermill would chdir the whole grader process, and workers are threads;
+            # the sandbox launcher starts the kernel in its working directory instead
             progress_bar=False,
             execution_timeout=cell_timeout,
             start_timeout=start_timeout,

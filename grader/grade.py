@@ -114,7 +114,7 @@ def main(
     hide = (source_dir.resolve(), out, submissions.resolve())
     ctx = Context(
         lab=the_lab, release=release, workspace=workspace, endpoint_url=emulator.endpoint_url,
-        config=config, hide=hide,
+        config=config, hide=hide, region=emulator.config.region,
     )  # fmt: skip
 
     def one(submission: Submission) -> SubmissionResult:
@@ -135,6 +135,7 @@ def main(
                 return infrastructure_failure(submission, the_lab, f"internal error: {exc!r}")
         raise AssertionError("unreachable")
 
+    nbgrader_glue.add_students([s.student for s in found], db_url=workspace.db_url)
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
         for result in pool.map(one, todo):
             result.save(workspace.result_path(result.student))

@@ -12,7 +12,9 @@ def self_check(path, emulator):
                       emulator_config=emulator.config)  # fmt: skip
 
 
-def test_solution_passes_visible_tests_and_state_checks(tmp_path, minilab_release, emulator, minilab):
+def test_solution_passes_visible_tests_and_state_checks(
+    tmp_path, minilab_release, emulator, minilab
+):
     from tests import factories as f
 
     path = tmp_path / "minilab.ipynb"

@@ -42,7 +42,9 @@ def test_emulator_death_mid_run_is_recovered(tmp_path, minilab_release):
     own = emu.create(emulator_config(tmp_path / "emu"))
     own.start()
     try:
-        slow = answered(minilab_release, kc1_solution='import time\ntime.sleep(6)\nanswer_1 = "B"\n')
+        slow = answered(
+            minilab_release, kc1_solution='import time\ntime.sleep(6)\nanswer_1 = "B"\n'
+        )
         submissions = write_class(tmp_path / "in", {"slow": slow})
 
         def kill_soon():
@@ -62,7 +64,9 @@ def test_emulator_death_mid_run_is_recovered(tmp_path, minilab_release):
         own.stop()
 
 
-def test_unrecoverable_emulator_is_an_infrastructure_failure(tmp_path, minilab_release, monkeypatch):
+def test_unrecoverable_emulator_is_an_infrastructure_failure(
+    tmp_path, minilab_release, monkeypatch
+):
     """When the emulator dies and cannot come back, the run says so with exit code 3."""
     from grader.emulator.embedded import EmbeddedEmulator
     from grader.errors import EmulatorError

@@ -87,3 +87,19 @@ def test_notebook_of_another_lab_is_rejected(minilab, minilab_release):
     other = f.notebook(f.markdown("# another lab"), f.solution("ex1_solution_other", "x = 1"))
     with pytest.raises(SubmissionError, match="not the minilab lab"):
         restore(other, lab=minilab, release=minilab_release)
+
+
+def test_notebook_of_another_real_lab_is_rejected(minilab, minilab_release):
+    """Labs share grade ids; the other lab's test cells give it away."""
+    from grader.labs import find
+
+    storage = find("storage")
+    other = storage.release if storage.release.exists() else storage.source
+    with pytest.raises(SubmissionError, match="not the minilab lab"):
+        restore(nbu.read(other), lab=minilab, release=minilab_release)
+
+
+def test_a_few_edited_tests_do_not_make_it_another_lab(minilab, minilab_release, solved):
+    cells_by_id(solved)["ex1_test_exists"].source = "pass"
+    restored = restore(solved, lab=minilab, release=minilab_release)
+    assert any("ex1_test_exists was edited" in n for n in restored.notes)

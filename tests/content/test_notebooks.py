@@ -1,0 +1,67 @@
+"""CI runs every lecture notebook and grades every lab's samples on the real emulator.
+
+A lecture fails on any error. A lab's solution must score full marks with no error in any cell,
+its blank release 0 with no grader error, and its partial attempt the score in expected.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import papermill
+import pytest
+
+from grader import ROOT, grade, samples
+from grader import labs as lab_index
+from grader import notebook as nbu
+from grader.config import GradeConfig, load
+from grader.pipeline import new_identity
+
+LECTURES = sorted((ROOT / "course").rglob("*.ipynb"))
+LECTURES = [p for p in LECTURES if ".ipynb_checkpoints" not in p.parts]
+
+
+def test_there_is_content():
+    assert len(LECTURES) >= 20
+    assert len(lab_index.available()) == 5
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: str(p.relative_to(ROOT / "course")))
+def test_lecture_runs_without_error(path: Path, endpoint_url, tmp_path):
+    account, prefix = new_identity()
+    papermill.execute_notebook(
+        str(path),
+        str(tmp_path / path.name),
+        parameters={"endpoint_url": endpoint_url, "account_id": account, "prefix": prefix},
+        cwd=str(path.parent),
+        kernel_name="python3",
+        progress_bar=False,
+        execution_timeout=300,
+    )
+
+
+@pytest.mark.parametrize("name", lab_index.available())
+def test_lab_samples_score_as_expected(name, emulator, tmp_path):
+    lab = lab_index.find(name)
+    release = nbu.read(lab.release)
+    expected = samples.write_class(lab, release, tmp_path / "submitted")
+    run = grade.main(
+        lab=name,
+        submissions=tmp_path / "submitted",
+        out=tmp_path / "out",
+        emulator_config=emulator.config,
+        grade_config=load(GradeConfig, "grade", workers=3),
+    )
+    scores = {r.student: (r.status, r.score) for r in run.results}
+    assert scores == {student: ("graded", want) for student, want in expected.items()}, [
+        (r.student, r.notes, [(c.grade_id, c.message) for c in r.cells if not c.passed])
+        for r in run.results
+    ]
+    solution = nbu.read(run.workspace.autograded_path("solution", name))
+    errors = [
+        (nbu.grade_id(c) or c.source[:60], o.get("ename"), o.get("evalue"))
+        for c in solution.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
+    assert errors == []
