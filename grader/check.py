@@ -8,8 +8,9 @@ hints for what failed. Nothing is recorded anywhere but a temporary workspace.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
+
+import nbformat
 
 from grader import emulator as emu
 from grader import labs as lab_index
@@ -19,7 +20,7 @@ from grader.config import EmulatorConfig, GradeConfig, load
 from grader.errors import CloudlabsError, EmulatorError
 from grader.grade import prepare_workspace
 from grader.labs import Lab
-from grader.pipeline import Context, grade
+from grader.pipeline import Context, Workspace, grade
 from grader.results import SubmissionResult
 
 
@@ -67,21 +68,17 @@ def main(
     if not emulator.status().running:
         raise EmulatorError("the emulator is not running", fix="start it with `cloudlabs up`")
     config = grade_config or load(GradeConfig, "grade", sandbox="none")
-    root = Path(tempfile.mkdtemp(prefix="cloudlabs-check-"))
-    try:
-        workspace, release = prepare_workspace(lab, root)
-        ctx = Context(
-            lab=lab,
-            release=release,
-            workspace=workspace,
-            endpoint_url=emulator.endpoint_url,
-            config=config,
-            visible_tests_only=True,
-            region=emulator.config.region,
-        )
-        result = grade(Submission("me", notebook), ctx)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    workspace, release = _cached_workspace(lab, emulator.config.home / "check")
+    ctx = Context(
+        lab=lab,
+        release=release,
+        workspace=workspace,
+        endpoint_url=emulator.endpoint_url,
+        config=config,
+        visible_tests_only=True,
+        region=emulator.config.region,
+    )
+    result = grade(Submission("me", notebook), ctx)
     # Test cells whose every assert is hidden pass trivially here: leave them to the instructor.
     hidden = {nbu.grade_id(c) for c in release.cells if nbu.is_test(c) and not _has_code(c.source)}
     result.cells = [c for c in result.cells if c.grade_id not in hidden]
@@ -92,6 +89,19 @@ def main(
             f"{len(hidden)} test cells have only hidden tests; your instructor grades them"
         )
     return result
+
+
+def _cached_workspace(lab: Lab, cache: Path):
+    """The lab's release and gradebook, made once per version of the lab (nbgrader's
+    generate_assignment takes seconds; a self-check should not)."""
+    root = cache / f"{lab.name}-{lab.digest}"
+    release_path = root / "release.ipynb"
+    if release_path.exists():
+        return Workspace(root), nbu.read(release_path)
+    shutil.rmtree(root, ignore_errors=True)
+    workspace, release = prepare_workspace(lab, root)
+    nbformat.write(release, str(release_path))
+    return workspace, release
 
 
 def _has_code(source: str) -> bool:

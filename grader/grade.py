@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grader import emulator as emu
-from grader import nbgrader_glue
+from grader import nbgrader_glue, sandbox
 from grader import notebook as nbu
 from grader.collect import Submission, collect
 from grader.config import EmulatorConfig, GradeConfig, load
@@ -111,10 +111,13 @@ def main(
     emulator = emu.create(emulator_config)
     emulator.start()
     guard = _EmulatorGuard(emulator)
-    hide = (source_dir.resolve(), out, submissions.resolve())
+    # Student kernels must not read the lab sources, the results, the submissions, the emulator's
+    # state (other students' Lambda code) or each other's working directories.
+    hide = (source_dir.resolve(), out, submissions.resolve(), emulator.config.home.resolve())
+    work_root = sandbox.work_root()
     ctx = Context(
         lab=the_lab, release=release, workspace=workspace, endpoint_url=emulator.endpoint_url,
-        config=config, hide=hide, region=emulator.config.region,
+        config=config, hide=hide, region=emulator.config.region, work_root=work_root,
     )  # fmt: skip
 
     def one(submission: Submission) -> SubmissionResult:
@@ -136,12 +139,15 @@ def main(
         raise AssertionError("unreachable")
 
     nbgrader_glue.add_students([s.student for s in found], db_url=workspace.db_url)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
-        for result in pool.map(one, todo):
-            result.save(workspace.result_path(result.student))
-            done.append(result)
-            if progress:
-                progress(result)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
+            for result in pool.map(one, todo):
+                result.save(workspace.result_path(result.student))
+                done.append(result)
+                if progress:
+                    progress(result)
+    finally:
+        shutil.rmtree(work_root, ignore_errors=True)
     from grader import export, feedback
 
     results = sorted(done, key=lambda r: r.student)

@@ -61,6 +61,7 @@ class Context:
     config: GradeConfig
     region: str = "us-east-1"
     hide: tuple[Path, ...] = ()  #: paths the sandboxed kernel must not read
+    work_root: Path | None = None  #: parent of the kernels' working directories (hidden too)
     visible_tests_only: bool = False  #: self-check: grade with the release's tests
 
 
@@ -93,7 +94,7 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
     result.account_id, result.prefix = new_identity()
     result.timings["prepare"] = time.monotonic() - started
 
-    workdir = Path(tempfile.mkdtemp(prefix=f"cloudlabs-{lab.name}-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{lab.name}-", dir=ctx.work_root))
     try:
         execution = _execute(nb, ctx, result, workdir)
     finally:
@@ -147,7 +148,7 @@ def _execute(nb: NotebookNode, ctx: Context, result: SubmissionResult, workdir: 
         result.notes.append("ran without the bwrap sandbox (bubblewrap is not installed)")
     kernel_dir = sandbox.write_kernelspec(
         workdir / ".kernels", mode=mode, memory_mb=ctx.config.memory_mb,
-        hide=list(ctx.hide), workdir=workdir,
+        hide=[*ctx.hide, *([ctx.work_root.parent] if ctx.work_root else [])], workdir=workdir,
     )  # fmt: skip
     try:
         return execute(

@@ -3,10 +3,12 @@
 Modes (``CLOUDLABS_GRADE_SANDBOX``):
 
 - ``bwrap``: the kernel sees the filesystem read-only, with the lab sources (solutions/), the
-  grading workspace (gradebook, other students' results and notebooks) and the submissions hidden
-  behind empty directories; it has its own /tmp, its own PID namespace (it cannot see or signal the
-  grader or the emulator), no capabilities, and dies with the grader. It shares the network, which
-  it needs to reach the emulator on loopback.
+  grading workspace (gradebook, other students' results and notebooks), the submissions, the
+  emulator's state (other students' Lambda code) and the other kernels' working directories (their
+  connection files) hidden behind empty directories; only its own working directory is writable
+  (and is its TMPDIR and HOME). It has its own PID namespace (it cannot see or signal the grader,
+  the emulator or other kernels), no capabilities, and dies with the grader. It shares the
+  network, which it needs to reach the emulator on loopback.
 - ``none``: the kernel runs as the grader's user and can read what the grader can. Only the limits
   below apply. Use it only for trusted notebooks (your own, or a self-check).
 - ``auto`` (default): ``bwrap`` when the ``bwrap`` command exists, else ``none`` (and the report
@@ -27,6 +29,7 @@ import os
 import resource
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from grader.errors import ConfigError
@@ -48,6 +51,14 @@ def resolve_mode(mode: str) -> str:
     if mode not in {"bwrap", "none"}:
         raise ConfigError(f"unknown sandbox mode {mode!r}", fix="use 'auto', 'bwrap' or 'none'")
     return mode
+
+
+def work_root() -> Path:
+    """A new directory for one grading run's kernel working directories. All runs share one
+    parent, which every sandboxed kernel sees empty but for its own directory."""
+    parent = Path(tempfile.gettempdir()) / "cloudlabs-work"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=parent))
 
 
 def write_kernelspec(
@@ -74,8 +85,11 @@ def _limit(memory_mb: int) -> None:
 
 
 def bwrap_argv(kernel: list[str], *, hide: list[Path], workdir: Path) -> list[str]:
-    argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    interpreters = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
     for path in hide:
+        if any(i.is_relative_to(path.resolve()) for i in interpreters):
+            continue  # hiding it would hide the kernel's own Python
         if path.is_dir():
             argv += ["--tmpfs", str(path)]
         elif path.exists():
@@ -97,7 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     # Not JPY_PARENT_PID: in its own PID namespace the kernel cannot see the grader and would
     # think it had exited; bwrap --die-with-parent ends the kernel with the grader instead.
     env = {k: v for k, v in os.environ.items() if k in KEPT_ENV}
-    env.update({"HOME": str(args.workdir), "MPLCONFIGDIR": str(args.workdir / ".mpl")})
+    scratch = args.workdir / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env.update({"HOME": str(args.workdir), "TMPDIR": str(scratch),
+                "MPLCONFIGDIR": str(args.workdir / ".mpl")})  # fmt: skip
     env.setdefault("PYTHONWARNINGS", "ignore")
     _limit(args.memory_mb)
     command = (

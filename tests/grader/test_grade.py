@@ -84,7 +84,10 @@ def graded(minilab_release, tmp_path_factory, emulator, request):
                 "import glob, pathlib\n"
                 f"found = glob.glob({str(secret_dir)!r} + '/**/*.ipynb', recursive=True)\n"
                 "text = ''.join(pathlib.Path(p).read_text() for p in found)\n"
-                "answer_1 = 'B' if 'answer_1 == \"B\"' in text else 'nothing-found'\n"
+                f"state = glob.glob({str(emulator.config.home)!r} + '/**', recursive=True)\n"
+                "kernels = glob.glob('/tmp/cloudlabs-work/*/*/.kernel-connection.json')\n"
+                "answer_1 = 'B' if 'answer_1 == \"B\"' in text or len(state) > 1 "
+                "or len(kernels) > 1 else 'nothing-found'\n"
             ),
         ),
         "killer": answered(

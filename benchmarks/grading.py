@@ -1,0 +1,120 @@
+"""Grading throughput: the same class graded by plain sequential `nbgrader autograde` and by
+`cloudlabs grade`, side by side in one run, plus the time of a self-check.
+
+    .venv/bin/python -m benchmarks.grading [--lab storage] [--students 30]
+
+The class cycles through the lab's samples (solution, blank, partial). For nbgrader each
+notebook gets its own account and prefix in an extra cell after the parameters (nbgrader would
+restore a locked parameters cell), so both graders do the same AWS work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell
+
+from grader import check, grade, samples
+from grader import emulator as emu
+from grader import notebook as nbu
+from grader.config import EmulatorConfig, GradeConfig, load
+from grader.labs import find
+from grader.pipeline import new_identity
+from tests.conftest import free_port
+
+
+def build_class(lab, release, count: int, target: Path) -> list[Path]:
+    kinds = samples.write_class(lab, release, target / "_samples")
+    notebooks = [nbu.read(target / "_samples" / f"{kind}.ipynb") for kind in kinds]
+    paths = []
+    for i in range(count):
+        path = target / f"s{i:02d}.ipynb"
+        nbformat.write(notebooks[i % len(notebooks)], str(path))
+        paths.append(path)
+    return paths
+
+
+def nbgrader_baseline(lab, paths: list[Path], endpoint_url: str, work: Path) -> float:
+    """Sequential `nbgrader autograde` of the class in a fresh nbgrader course directory."""
+    source = work / "source" / lab.name
+    shutil.copytree(lab.source.parent, source, ignore=shutil.ignore_patterns("checks.py"))
+    for path in paths:
+        nb = nbu.read(path)
+        account, prefix = new_identity()
+        index = next(i for i, c in enumerate(nb.cells) if "parameters" in nbu.tags(c))
+        nb.cells.insert(index + 1, new_code_cell(
+            f'endpoint_url = "{endpoint_url}"\naccount_id = "{account}"\nprefix = "{prefix}"'
+        ))  # fmt: skip
+        target = work / "submitted" / path.stem / lab.name / f"{lab.name}.ipynb"
+        target.parent.mkdir(parents=True)
+        nbformat.write(nb, str(target))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    common = [f"--CourseDirectory.root={work}", f"--CourseDirectory.db_url=sqlite:///{work}/gb.db",
+              "--CourseDirectory.ignore=['checks.py','.ipynb_checkpoints']"]  # fmt: skip
+    nbgrader = [sys.executable, "-m", "nbgrader"]
+    subprocess.run([*nbgrader, "generate_assignment", lab.name, "--force", *common],
+                   check=True, capture_output=True, env=env)  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run([*nbgrader, "autograde", lab.name, "--force", *common,
+                    "--ExecutePreprocessor.timeout=300"], check=True, capture_output=True, env=env)  # fmt: skip
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lab", default="storage")
+    parser.add_argument("--students", type=int, default=30)
+    args = parser.parse_args()
+    lab = find(args.lab)
+    release = nbu.read(lab.release)
+    with tempfile.TemporaryDirectory(prefix="cloudlabs-bench-") as tmp:
+        tmp_path = Path(tmp)
+        config = load(EmulatorConfig, "emulator", home=tmp_path / "emu", port=free_port())
+        emulator = emu.create(config)
+        emulator.start()
+        try:
+            paths = build_class(lab, release, args.students, tmp_path / "class")
+            (tmp_path / "class" / "_samples").rename(tmp_path / "samples")
+            baseline = nbgrader_baseline(lab, paths, emulator.endpoint_url, tmp_path / "nbgrader")
+            timings = {}
+            for workers in (os.cpu_count() or 2, 2 * (os.cpu_count() or 2)):
+                started = time.perf_counter()
+                run = grade.main(lab=lab.name, submissions=tmp_path / "class", out=tmp_path / f"out{workers}",
+                                 emulator_config=config, grade_config=load(GradeConfig, "grade", workers=workers))  # fmt: skip
+                timings[workers] = time.perf_counter() - started
+                assert len(run.results) == args.students
+            solution = tmp_path / "samples" / "solution.ipynb"
+            check.main(target=str(solution), emulator_config=config)  # warm the per-lab cache
+            checks = []
+            for _ in range(3):
+                started = time.perf_counter()
+                check.main(target=str(solution), emulator_config=config)
+                checks.append(time.perf_counter() - started)
+        finally:
+            emulator.stop()
+    n = args.students
+    print(f"{n} submissions of the {lab.name} lab on {os.cpu_count()} cores")
+    print(
+        f"  nbgrader autograde, sequential   {baseline:7.1f} s  {n / baseline * 60:6.1f}/min  1.00x"
+    )
+    for workers, seconds in timings.items():
+        print(f"  cloudlabs grade, {workers} workers       {seconds:7.1f} s  {n / seconds * 60:6.1f}/min  "
+              f"{baseline / seconds:.2f}x")  # fmt: skip
+    median = statistics.median(checks)
+    print(
+        f"cloudlabs check of the solution (emulator up, lab cached): median {median:.2f} s "
+        f"of {len(checks)} (target <= 3 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
