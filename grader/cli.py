@@ -104,20 +104,14 @@ def grade_command(
     """Grade every submission of LAB found in SUBMISSIONS (folder, nbgrader layout or zip)."""
     from grader import export, grade
 
-    with click.progressbar(length=0, label="grading", show_pos=True) as bar:
-
-        def progress(result) -> None:
-            bar.length = (bar.length or 0) + 1
-            bar.update(1)
-
-        run = grade.main(
-            lab=lab,
-            submissions=submissions,
-            out=out,
-            workers=workers,
-            force=force,
-            progress=progress,
+    def progress(result, done: int, total: int) -> None:
+        outcome = (
+            f"{result.score:g}/{result.max_score:g}" if result.status == "graded" else result.status
         )
+        click.echo(f"[{done}/{total}] {result.student}: {outcome}", err=True)
+
+    run = grade.main(lab=lab, submissions=submissions, out=out, workers=workers, force=force,
+                     progress=progress)  # fmt: skip
     click.echo(export.class_table(run.lab, run.results))
     rejected = [r for r in run.results if r.status != "graded"]
     click.echo(

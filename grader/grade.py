@@ -25,7 +25,7 @@ from grader.config import EmulatorConfig, GradeConfig, load
 from grader.errors import EmulatorError
 from grader.labs import RELEASE_DIR, SOURCE_DIR, Lab, find
 from grader.pipeline import Context, Workspace, grade, infrastructure_failure
-from grader.results import GRADED, INFRA, SubmissionResult
+from grader.results import INFRA, SubmissionResult
 
 MAX_ATTEMPTS = 3
 
@@ -87,7 +87,7 @@ def main(
     release_dir: Path = RELEASE_DIR,
     emulator_config: EmulatorConfig | None = None,
     grade_config: GradeConfig | None = None,
-    progress: Callable[[SubmissionResult], None] | None = None,
+    progress: Callable[[SubmissionResult, int, int], None] | None = None,
 ) -> ClassRun:
     """Grade every submission of ``lab`` found at ``submissions``; results go to ``out``."""
     the_lab = find(lab, source_dir=source_dir, release_dir=release_dir)
@@ -141,19 +141,18 @@ def main(
     nbgrader_glue.add_students([s.student for s in found], db_url=workspace.db_url)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
-            for result in pool.map(one, todo):
+            for count, result in enumerate(pool.map(one, todo), start=1):
                 result.save(workspace.result_path(result.student))
                 done.append(result)
                 if progress:
-                    progress(result)
+                    progress(result, count, len(todo))
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
     from grader import export, feedback
 
     results = sorted(done, key=lambda r: r.student)
-    for result in results:
-        if result.status == GRADED:
-            feedback.write(result, the_lab, workspace, release)
+    for result in results:  # rejected students get a page that says why
+        feedback.write(result, the_lab, workspace, release)
     export.write_all(the_lab, results, workspace)
     return ClassRun(the_lab, workspace, results, skipped)
 

@@ -49,7 +49,7 @@ def test_lab_samples_score_as_expected(name, emulator, tmp_path):
         submissions=tmp_path / "submitted",
         out=tmp_path / "out",
         emulator_config=emulator.config,
-        grade_config=load(GradeConfig, "grade", workers=3),
+        grade_config=load(GradeConfig, "grade", workers=2),
     )
     scores = {r.student: (r.status, r.score) for r in run.results}
     assert scores == {student: ("graded", want) for student, want in expected.items()}, [

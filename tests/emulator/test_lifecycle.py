@@ -93,3 +93,21 @@ def test_external_backend_uses_a_running_endpoint(emulator, tmp_path):
 def test_external_backend_without_endpoint_explains(tmp_path):
     with pytest.raises(Exception, match="endpoint URL"):
         emu.create(emulator_config(tmp_path, backend="external"))
+
+
+def test_remote_shutdown_switch_is_refused(emulator):
+    """LocalStack's POST /_localstack/health {"action": "kill"} would stop it for everyone."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{emulator.endpoint_url}/_localstack/health",
+        data=json.dumps({"action": "kill"}).encode(),
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=5)
+    assert info.value.code == 403
+    time.sleep(0.5)
+    assert emulator.status().running
