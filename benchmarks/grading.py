@@ -61,11 +61,17 @@ def nbgrader_baseline(lab, paths: list[Path], endpoint_url: str, work: Path) -> 
     common = [f"--CourseDirectory.root={work}", f"--CourseDirectory.db_url=sqlite:///{work}/gb.db",
               "--CourseDirectory.ignore=['checks.py','.ipynb_checkpoints']"]  # fmt: skip
     nbgrader = [sys.executable, "-m", "nbgrader"]
-    subprocess.run([*nbgrader, "generate_assignment", lab.name, "--force", *common],
-                   check=True, capture_output=True, env=env)  # fmt: skip
+
+    def run(*args: str) -> None:  # in the course directory: the repo's nbgrader_config.py stays out
+        done = subprocess.run(
+            [*nbgrader, *args, *common], cwd=work, capture_output=True, text=True, env=env
+        )
+        if done.returncode:
+            raise SystemExit(f"nbgrader {args[0]} failed:\n{done.stderr[-3000:]}")
+
+    run("generate_assignment", lab.name, "--force")
     started = time.perf_counter()
-    subprocess.run([*nbgrader, "autograde", lab.name, "--force", *common,
-                    "--ExecutePreprocessor.timeout=300"], check=True, capture_output=True, env=env)  # fmt: skip
+    run("autograde", lab.name, "--force", "--ExecutePreprocessor.timeout=300")
     return time.perf_counter() - started
 
 
@@ -91,14 +97,16 @@ def main() -> None:
                 run = grade.main(lab=lab.name, submissions=tmp_path / "class", out=tmp_path / f"out{workers}",
                                  emulator_config=config, grade_config=load(GradeConfig, "grade", workers=workers))  # fmt: skip
                 timings[workers] = time.perf_counter() - started
-                assert len(run.results) == args.students
+                statuses = {(r.status, r.score) for r in run.results}
+                print(f"  ({workers} workers: {sorted(statuses)})", file=sys.stderr)
             solution = tmp_path / "samples" / "solution.ipynb"
             check.main(target=str(solution), emulator_config=config)  # warm the per-lab cache
             checks = []
             for _ in range(3):
                 started = time.perf_counter()
-                check.main(target=str(solution), emulator_config=config)
+                result = check.main(target=str(solution), emulator_config=config)
                 checks.append(time.perf_counter() - started)
+            print(f"  (check: {result.status} {result.score}/{result.max_score} {result.reason})", file=sys.stderr)
         finally:
             emulator.stop()
     n = args.students

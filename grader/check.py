@@ -43,14 +43,20 @@ def resolve(
     if path.suffix == ".ipynb":
         if not path.exists():
             raise CloudlabsError(f"no notebook at {path}")
-        ids = {nbu.grade_id(c) for c in nbu.read(path).cells} - {None}
-        for name in lab_index.available(source_dir):
+        names = lab_index.available(source_dir)
+        if path.stem in names:
+            return lab_index.find(path.stem, source_dir=source_dir, release_dir=release_dir), path
+        # Labs share grade ids, so recognise the lab by the text of its cells.
+        mine = {_normalized(c.source) for c in nbu.read(path).cells if c.source.strip()}
+        best, overlap = None, 0
+        for name in names:
             lab = lab_index.find(name, source_dir=source_dir, release_dir=release_dir)
-            if name == path.stem or ids & {c.grade_id for c in lab.graded_cells}:
-                return lab, path
-        raise CloudlabsError(
-            f"{path} is not one of the labs ({', '.join(lab_index.available(source_dir))})"
-        )
+            common = len(mine & {_normalized(c.source) for c in lab.notebook.cells})
+            if common > overlap:
+                best, overlap = lab, common
+        if best is None:
+            raise CloudlabsError(f"{path} is not one of the labs ({', '.join(names)})")
+        return best, path
     lab = lab_index.find(target, source_dir=source_dir, release_dir=release_dir)
     return lab, lab.release
 
@@ -102,6 +108,10 @@ def _cached_workspace(lab: Lab, cache: Path):
     workspace, release = prepare_workspace(lab, root)
     nbformat.write(release, str(release_path))
     return workspace, release
+
+
+def _normalized(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
 def _has_code(source: str) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grader import emulator as emu
-from grader import nbgrader_glue, sandbox
+from grader import export, feedback, nbgrader_glue, sandbox
 from grader import notebook as nbu
 from grader.collect import Submission, collect
 from grader.config import EmulatorConfig, GradeConfig, load
@@ -121,6 +121,12 @@ def main(
     )  # fmt: skip
 
     def one(submission: Submission) -> SubmissionResult:
+        result = _attempts(submission)
+        # rejected students get a page that says why
+        feedback.write(result, the_lab, workspace, release)
+        return result
+
+    def _attempts(submission: Submission) -> SubmissionResult:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             generation = guard.generation
             try:
@@ -148,11 +154,7 @@ def main(
                     progress(result, count, len(todo))
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
-    from grader import export, feedback
-
     results = sorted(done, key=lambda r: r.student)
-    for result in results:  # rejected students get a page that says why
-        feedback.write(result, the_lab, workspace, release)
     export.write_all(the_lab, results, workspace)
     return ClassRun(the_lab, workspace, results, skipped)
 
