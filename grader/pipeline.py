@@ -144,7 +144,7 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
 
 def _execute(nb: NotebookNode, ctx: Context, result: SubmissionResult, workdir: Path):
     mode = sandbox.resolve_mode(ctx.config.sandbox)
-    if mode == "none":
+    if mode == "none" and ctx.config.sandbox == "auto":
         result.notes.append("ran without the bwrap sandbox (bubblewrap is not installed)")
     kernel_dir = sandbox.write_kernelspec(
         workdir / ".kernels", mode=mode, memory_mb=ctx.config.memory_mb,

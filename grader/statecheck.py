@@ -22,6 +22,7 @@ fails, the student keeps the last fraction yielded::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import inspect
 import traceback
@@ -32,6 +33,8 @@ from typing import Any
 
 import boto3
 import botocore.config
+import botocore.loaders
+import botocore.session
 
 CheckFunction = Callable[[Any, str], float | bool | None]
 _MARK = "__cloudlabs_state_check__"
@@ -56,12 +59,24 @@ class CheckResult:
     message: str  #: why it failed (empty when it passed)
 
 
+@functools.cache
+def _shared_loader() -> botocore.loaders.Loader:
+    return botocore.loaders.create_loader()
+
+
 class _EndpointSession(boto3.Session):
     """A boto3 session whose clients talk to the emulator by default."""
 
     def __init__(self, *, endpoint_url: str, account_id: str, region: str) -> None:
+        core = botocore.session.Session()
+        # Every submission gets a session; they share one loader, so the service models are read
+        # from disk once per grading run instead of once per submission.
+        core.register_component("data_loader", _shared_loader())
         super().__init__(
-            aws_access_key_id=account_id, aws_secret_access_key="test", region_name=region
+            botocore_session=core,
+            aws_access_key_id=account_id,
+            aws_secret_access_key="test",
+            region_name=region,
         )
         self._endpoint_url = endpoint_url
 
