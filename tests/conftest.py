@@ -29,10 +29,8 @@ def emulator_config(home: Path, **overrides) -> EmulatorConfig:
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emu.Emulator]:
     """The session's emulator (embedded unless CLOUDLABS_EMULATOR_BACKEND says otherwise)."""
     config = emulator_config(tmp_path_factory.mktemp("emulator-home"))
-    instance = emu.create(config)
-    instance.start()
-    yield instance
-    instance.stop()
+    with emu.running(config) as instance:  # the context manager of the Python API
+        yield instance
 
 
 @pytest.fixture
