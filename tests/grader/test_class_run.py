@@ -81,6 +81,7 @@ def test_unrecoverable_emulator_is_an_infrastructure_failure(
             raise EmulatorError("the emulator cannot start (simulated)")
         real_start(self)
 
+    own.start()  # healthy before the run, so the kill below can only land while grading
     monkeypatch.setattr(EmbeddedEmulator, "start", flaky_start)
     slow = answered(minilab_release, kc1_solution='import time\ntime.sleep(6)\nanswer_1 = "B"\n')
     submissions = write_class(tmp_path / "in", {"cara": slow})
