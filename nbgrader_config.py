@@ -6,6 +6,8 @@ course-work/, which git ignores. `cloudlabs grade` keeps its own workspace per r
 
 from pathlib import Path
 
+from grader.nbgrader_glue import CODE_STUB, IGNORED
+
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
 here = Path(__file__).resolve().parent
@@ -16,6 +18,5 @@ c.CourseDirectory.submitted_directory = "course-work/submitted"
 c.CourseDirectory.autograded_directory = "course-work/autograded"
 c.CourseDirectory.feedback_directory = "course-work/feedback"
 c.CourseDirectory.db_url = f"sqlite:///{here / 'course-work' / 'gradebook.db'}"
-# State checks are graded from outside the student's kernel and never released.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "checks.py"]
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.CourseDirectory.ignore = IGNORED  # checks.py is never released
+c.ClearSolutions.code_stub = CODE_STUB

@@ -47,11 +47,11 @@ def resolve(
         if path.stem in names:
             return lab_index.find(path.stem, source_dir=source_dir, release_dir=release_dir), path
         # Labs share grade ids, so recognise the lab by the text of its cells.
-        mine = {_normalized(c.source) for c in nbu.read(path).cells if c.source.strip()}
+        mine = {nbu.normalized_source(c.source) for c in nbu.read(path).cells if c.source.strip()}
         best, overlap = None, 0
         for name in names:
             lab = lab_index.find(name, source_dir=source_dir, release_dir=release_dir)
-            common = len(mine & {_normalized(c.source) for c in lab.notebook.cells})
+            common = len(mine & {nbu.normalized_source(c.source) for c in lab.notebook.cells})
             if common > overlap:
                 best, overlap = lab, common
         if best is None:
@@ -86,7 +86,9 @@ def main(
     )
     result = grade(Submission("me", notebook), ctx)
     # Test cells whose every assert is hidden pass trivially here: leave them to the instructor.
-    hidden = {nbu.grade_id(c) for c in release.cells if nbu.is_test(c) and not _has_code(c.source)}
+    hidden = {
+        nbu.grade_id(c) for c in release.cells if nbu.is_test(c) and not nbu.has_code(c.source)
+    }
     result.cells = [c for c in result.cells if c.grade_id not in hidden]
     result.score = sum(c.points for c in result.cells)
     result.max_score = sum(c.max_points for c in result.cells)
@@ -108,14 +110,6 @@ def _cached_workspace(lab: Lab, cache: Path):
     workspace, release = prepare_workspace(lab, root)
     nbformat.write(release, str(release_path))
     return workspace, release
-
-
-def _normalized(text: str) -> str:
-    return "\n".join(line.rstrip() for line in text.strip().splitlines())
-
-
-def _has_code(source: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("#") for line in source.splitlines())
 
 
 def report(result: SubmissionResult, lab: Lab) -> str:

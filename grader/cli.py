@@ -16,6 +16,7 @@ import click
 
 from grader.emulator import commands as emulator_commands
 from grader.errors import CloudlabsError
+from grader.labs import find
 
 
 def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,8 +135,7 @@ def check(target: str | None) -> None:
     from grader import check as self_check
 
     result = self_check.main(target=target)
-    lab, _ = self_check.resolve(target)
-    click.echo(self_check.report(result, lab))
+    click.echo(self_check.report(result, find(result.lab)))
 
 
 @cli.command()

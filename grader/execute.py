@@ -57,12 +57,6 @@ class Execution:
     events: list[Event]
     seconds: float
 
-    @property
-    def crashed_sections(self) -> set[str]:
-        return {
-            e.section for e in self.events if e.section and e.kind in {"timeout", "kernel-died"}
-        }
-
 
 def not_run_output(reason: str) -> NotebookNode:
     return new_output("error", ename="NotRun", evalue=reason, traceback=[f"NotRun: {reason}"])

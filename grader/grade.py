@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import shutil
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -162,7 +161,3 @@ def main(
 def exit_code(run: ClassRun) -> int:
     """0 graded (whatever the scores), 3 when an infrastructure failure left work undone."""
     return 3 if run.infrastructure_failed else 0
-
-
-if __name__ == "__main__":  # pragma: no cover - convenience for debugging
-    print(main(lab=sys.argv[1], submissions=Path(sys.argv[2])))

@@ -38,7 +38,10 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*_base
 #: nbgrader's SQLite gradebook is written from several grading threads: one writer at a time.
 GRADEBOOK_LOCK = threading.RLock()
 
+#: How a release is made, shared with nbgrader_config.py (formgrader and the nbgrader CLI).
+#: State checks are graded from outside the student's kernel and never released.
 IGNORED = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "checks.py"]
+CODE_STUB = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
 
 def _locked(function):
@@ -58,7 +61,7 @@ def _api(source_dir: Path, release_dir: Path, db_url: str) -> NbGraderAPI:
     config.CourseDirectory.db_url = db_url
     config.CourseDirectory.ignore = IGNORED
     config.Exchange.root = str(release_dir / ".exchange")  # unused, but nbgrader checks it
-    config.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    config.ClearSolutions.code_stub = CODE_STUB
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
     api.log.setLevel(logging.ERROR)

@@ -92,6 +92,16 @@ def hint(cell: NotebookNode) -> str:
     return " ".join(lines)
 
 
+def normalized_source(text: str) -> str:
+    """A cell's source compared loosely: no trailing spaces, no blank lines around it."""
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def has_code(source: str) -> bool:
+    """True when a cell holds something besides comments and blank lines."""
+    return any(line.strip() and not line.strip().startswith("#") for line in source.splitlines())
+
+
 def section_of(grade: str | None) -> str | None:
     match = _SECTION.match(grade or "")
     return match.group(1) if match else None

@@ -36,7 +36,7 @@ def restore(submission: NotebookNode, *, lab: Lab, release: NotebookNode) -> Res
     # The student's cells: answers by grade id, and extra cells after the answer they follow.
     # Copies of the lab's own cells (parameters, setup, examples) are not extras: the lab's
     # version of those is used, so they can never override the injected parameters.
-    lab_sources = {_normalized(c.source) for c in (*source.cells, *release.cells)}
+    lab_sources = {nbu.normalized_source(c.source) for c in (*source.cells, *release.cells)}
     answers: dict[str, NotebookNode] = {}
     extras: dict[str | None, list[NotebookNode]] = {}
     anchor: str | None = None
@@ -54,7 +54,7 @@ def restore(submission: NotebookNode, *, lab: Lab, release: NotebookNode) -> Res
             cell.cell_type == "code"
             and cell.source.strip()
             and not {"parameters", "injected-parameters", "setup"} & set(nbu.tags(cell))
-            and _normalized(cell.source) not in lab_sources
+            and nbu.normalized_source(cell.source) not in lab_sources
         ):
             extras.setdefault(anchor, []).append(_plain(cell))
 
@@ -102,10 +102,6 @@ def restore(submission: NotebookNode, *, lab: Lab, release: NotebookNode) -> Res
     nb = copy.deepcopy(source)
     nb.cells = cells
     return Restored(nb, notes)
-
-
-def _normalized(text: str) -> str:
-    return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
 def _kind(cell: NotebookNode) -> str:

@@ -30,10 +30,6 @@ def _assigned_names(source: str) -> set[str] | None:
     }
 
 
-def _only_comments(source: str) -> bool:
-    return all(not line.strip() or line.strip().startswith("#") for line in source.splitlines())
-
-
 def problems(
     lab: Lab, *, min_exercises: int = 8, samples_dir: Path = lab_index.SAMPLES_DIR
 ) -> list[str]:
@@ -81,7 +77,7 @@ def problems(
             out.append(f"{gid}: the first line must be '# Hint: ...'")
         if nbu.is_state_check(cell):
             counts["state"] += 1
-            if not _only_comments(cell.source):
+            if nbu.has_code(cell.source):
                 out.append(
                     f"{gid}: a state-check cell holds only comments (the check is in checks.py)"
                 )

@@ -66,16 +66,17 @@ def solution(grade_id: str, source: str) -> NotebookNode:
 def test(
     grade_id: str, source: str, points: float = 1, hint: str = "check your answer"
 ) -> NotebookNode:
-    body = f"# Hint: {hint}\n{source}"
-    return new_code_cell(
-        body, metadata={"nbgrader": _nbgrader(grade_id, grade=True, locked=True, points=points)}
-    )
+    return _graded(grade_id, f"# Hint: {hint}\n{source}", points)
 
 
 def state(
     grade_id: str, what: str, points: float = 1, hint: str = "check the resource"
 ) -> NotebookNode:
     body = f"# Hint: {hint}\n# State check (graded by cloudlabs from outside this notebook):\n# {what}\n"
+    return _graded(grade_id, body, points)
+
+
+def _graded(grade_id: str, body: str, points: float) -> NotebookNode:
     return new_code_cell(
         body, metadata={"nbgrader": _nbgrader(grade_id, grade=True, locked=True, points=points)}
     )
