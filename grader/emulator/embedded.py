@@ -1,10 +1,20 @@
-"""LocalStack's runtime in host mode, started from the emulator virtualenv (``make setup``)."""
+"""LocalStack's runtime in host mode, started from the emulator virtualenv (``make setup``).
+
+Each start draws an admin token, passes it to the emulator (``CLOUDLABS_ADMIN_TOKEN``) and keeps it
+in ``config.home / "admin-token"`` (mode 0600, next to the pid file ``emulator.json``), where
+``cloudlabs status``/``down`` and later grader processes find it. The emulator's request guard
+(``emulator/cloudlabs_emulator/guard.py``) serves its internal endpoints only to requests that
+carry it (header ``X-Cloudlabs-Admin``), and draws an instance id at each start that the grader
+reads with :meth:`EmbeddedEmulator.instance_id` to notice a restarted emulator. Student code never
+sees the token: the grader's sandbox hides ``config.home``.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -14,7 +24,8 @@ from pathlib import Path
 
 from grader import ROOT
 from grader.config import EmulatorConfig
-from grader.emulator import Status, health
+from grader.emulator import TOKEN_FILE, Status, health
+from grader.emulator import instance_id as _instance_id
 from grader.errors import EmulatorError, SetupError
 
 EXTENSION = ROOT / "emulator"
@@ -28,14 +39,16 @@ def extension_apis() -> tuple[str, ...]:
     return tuple(name.split(":")[0] for name in providers)
 
 
-def environment(config: EmulatorConfig) -> dict[str, str]:
-    """The emulator process's environment: host mode, offline, all state under ``config.home``."""
+def environment(config: EmulatorConfig, admin_token: str | None = None) -> dict[str, str]:
+    """The emulator process's environment: host mode, offline, all state under ``config.home``,
+    listening on ``config.host`` only (the guard makes LocalStack honour the host)."""
     state = config.home / "state"
     tmp = config.home / "tmp"
     env = {
         key: value
         for key, value in os.environ.items()
-        if key in {"PATH", "HOME", "LANG", "LC_ALL", "SSL_CERT_FILE", "USER"}
+        if key
+        in {"PATH", "HOME", "LANG", "LC_ALL", "SSL_CERT_FILE", "USER", "CLOUDLABS_LAMBDA_SANDBOX"}
     }
     env.update(
         {
@@ -53,7 +66,20 @@ def environment(config: EmulatorConfig) -> dict[str, str]:
     )
     for api in extension_apis():
         env[f"PROVIDER_OVERRIDE_{api.upper().replace('-', '_')}"] = "cloudlabs"
+    if admin_token:
+        env["CLOUDLABS_ADMIN_TOKEN"] = admin_token
     return env
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file ``path`` that only this user can read."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:
@@ -97,6 +123,20 @@ class EmbeddedEmulator:
         self.config = config
         self.state_file = config.home / "emulator.json"
         self.log_file = config.home / "emulator.log"
+        self.token_file = config.home / TOKEN_FILE
+
+    @property
+    def admin_token(self) -> str | None:
+        """The running emulator's admin token (read anew each time: a restart draws a new one)."""
+        try:
+            return self.token_file.read_text().strip() or None
+        except OSError:
+            return None
+
+    def instance_id(self) -> str | None:
+        """The running emulator's instance id (another one after any restart), or None."""
+        token = self.admin_token
+        return _instance_id(self.endpoint_url, token=token) if token else None
 
     @property
     def endpoint_url(self) -> str:
@@ -117,7 +157,7 @@ class EmbeddedEmulator:
 
     def start(self) -> None:
         record = self._recorded()
-        if record and health(self.endpoint_url):
+        if record and health(self.endpoint_url, token=self.admin_token):
             return  # already running (to move it to another port: `cloudlabs down` first)
         if record:  # ours, but not answering: replace it
             self.stop()
@@ -134,10 +174,12 @@ class EmbeddedEmulator:
             )
         for sub in ("state", "tmp"):
             (self.config.home / sub).mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        _write_private(self.token_file, token)
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
                 [str(self.config.python), "-m", "localstack.runtime.main"],
-                env=environment(self.config),
+                env=environment(self.config, token),
                 cwd=self.config.home,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -164,7 +206,7 @@ class EmbeddedEmulator:
                     + self.logs(15),
                     fix=f"read {self.log_file}; `make setup` reinstalls the emulator",
                 )
-            if health(self.endpoint_url, timeout=1.0):
+            if health(self.endpoint_url, timeout=1.0, token=self.admin_token):
                 return
             time.sleep(0.2)
         self.stop()
@@ -178,6 +220,7 @@ class EmbeddedEmulator:
         self.state_file.unlink(missing_ok=True)
         if not record:
             return
+        self.token_file.unlink(missing_ok=True)
         pid = int(record["pid"])
         for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
             try:
@@ -192,7 +235,8 @@ class EmbeddedEmulator:
 
     def status(self) -> Status:
         record = self._recorded()
-        document = health(self.endpoint_url) if record else None
+        token = self.admin_token
+        document = health(self.endpoint_url, token=token) if record else None
         return Status(
             running=document is not None,
             endpoint_url=self.endpoint_url,
@@ -201,6 +245,7 @@ class EmbeddedEmulator:
             log_file=str(self.log_file),
             version=(document or {}).get("version"),
             services=(document or {}).get("services", {}),
+            instance=_instance_id(self.endpoint_url, token=token) if document and token else None,
         )
 
     def logs(self, lines: int = 100) -> str:

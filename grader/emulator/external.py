@@ -5,6 +5,12 @@
 
 Images after 4.14.0 need a LOCALSTACK_AUTH_TOKEN. Without cloudlabs' extension such an emulator
 may lack services the labs use (the community image has no ELBv2, Auto Scaling or ECS).
+
+Such an emulator has no cloudlabs request guard either: no admin token (:attr:`admin_token` is
+None, requests go without one), no instance id (:meth:`instance_id` is None, so the grader cannot
+tell a restart), and LocalStack's internal endpoints (``/_localstack/*``, ``/_aws/*``), internal
+buckets and cross-account lookups stay open to any client that reaches it. Use it for trusted
+notebooks, not to grade a class.
 """
 
 from __future__ import annotations
@@ -30,6 +36,15 @@ class ExternalEmulator:
     @property
     def endpoint_url(self) -> str:
         return self.config.endpoint_url
+
+    @property
+    def admin_token(self) -> str | None:
+        """Always None: an external emulator has no cloudlabs guard."""
+        return None
+
+    def instance_id(self) -> str | None:
+        """Always None: without the guard there is no instance id to read."""
+        return None
 
     def start(self) -> None:
         deadline = time.monotonic() + min(self.config.start_timeout, 30.0)
