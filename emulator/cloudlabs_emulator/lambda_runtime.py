@@ -1,20 +1,28 @@
 """One Lambda execution environment: a Python process that runs a function's handler.
 
-Started by :class:`cloudlabs_emulator.lambda_executor.LocalRuntimeExecutor` with the function's
-environment. It reads one invocation per line (JSON) from stdin and writes JSON lines to file
-descriptor ``$CLOUDLABS_LAMBDA_FD``: ``{"log": text}`` while the handler runs, then ``{"result": ...}`` or
-``{"error": {...}}``. The parent enforces the timeout by killing this process.
+Started by :class:`cloudlabs_emulator.lambda_executor.LocalRuntimeExecutor` as ``python -I -m
+cloudlabs_emulator.lambda_runtime`` (isolated: no ``PYTHON*`` variable, user site or working
+directory on the path), usually inside a bubblewrap sandbox (:mod:`cloudlabs_emulator.sandbox`).
+The first line on stdin sets the environment up (JSON: ``limits``, resource limits to apply;
+``uid``, the unprivileged uid to switch to; ``env``, the function's environment), and only then
+does anything the function controls come into play; the process answers ``{"ready": true}``.
+Every further line is one invocation; the process writes JSON lines to file descriptor
+``$CLOUDLABS_LAMBDA_FD``: ``{"log": text}`` while the handler runs, then ``{"result": ...}`` or
+``{"error": {...}}``, each with ``usage`` (CPU seconds and peak resident memory so far). The
+parent enforces the timeout by killing the environment.
 
 Only the standard library and boto3 (which AWS's Python runtimes also ship) are imported here.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import io
 import json
 import logging
 import os
+import resource
 import sys
 import time
 import traceback
@@ -138,14 +146,69 @@ class _InitError(Exception):
         self.payload = _error(error_type, message, stack)
 
 
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _apply_limits(limits: dict[str, int]) -> None:
+    """Sets each ``RLIMIT_<name>`` soft and hard (never above a hard limit already lower)."""
+    for name, value in limits.items():
+        kind = getattr(resource, f"RLIMIT_{name}")
+        _soft, hard = resource.getrlimit(kind)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(kind, (value, value))
+
+
+def _drop_privileges(uid: int) -> None:
+    """Becomes ``uid``:``uid`` with no supplementary group and no capability, for good."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)  # clears the permitted, effective and ambient capabilities
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    if libc.capset(ctypes.byref(header), (_CapData * 2)()) != 0:  # and the inheritable ones
+        raise OSError(ctypes.get_errno(), "capset")
+    if os.getresuid() != (uid,) * 3 or os.getresgid() != (uid,) * 3 or os.getgroups():
+        raise RuntimeError("could not switch to the sandbox user")
+
+
+def _enter_environment(setup: dict[str, Any]) -> None:
+    """Applies the limits, drops privileges, then takes on the function's environment."""
+    _apply_limits(setup.get("limits", {}))
+    if setup.get("uid") is not None:
+        _drop_privileges(int(setup["uid"]))
+    os.environ.clear()
+    os.environ.update(setup.get("env", {}))
+    sys.dont_write_bytecode = True
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
+    for path in reversed([task_root, *paths]):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def _usage() -> dict[str, float]:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu": used.ru_utime + used.ru_stime, "max_rss_kb": used.ru_maxrss}
+
+
 def main() -> None:
     channel = _Channel(int(os.environ.pop("CLOUDLABS_LAMBDA_FD")))
+    _enter_environment(json.loads(sys.stdin.readline() or "{}"))
+    runtime_pid = os.getpid()
     request_filter = _RequestIdFilter()
     _configure_logging(request_filter)
     sys.stdout = sys.stderr = log_stream = _LogStream(channel)
-    task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
-    if task_root not in sys.path:
-        sys.path.insert(0, task_root)
+    channel.send({"ready": True})
     handler = None
     for line in sys.stdin:
         invocation = json.loads(line)
@@ -174,7 +237,9 @@ def main() -> None:
             print("".join(stack), end="")
             message = {"error": _error(type(exc).__name__, str(exc), stack)}
         log_stream.flush()
-        channel.send(message)
+        if os.getpid() != runtime_pid:  # a process the function forked came back here: not ours
+            os._exit(1 if "error" in message else 0)
+        channel.send({**message, "usage": _usage()})
 
 
 if __name__ == "__main__":

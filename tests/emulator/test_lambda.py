@@ -118,7 +118,10 @@ def test_function_output_reaches_cloudwatch_logs(aws, lam, function):
     logs = aws.client("logs")
 
     def messages():
-        streams = logs.describe_log_streams(logGroupName=f"/aws/lambda/{name}")["logStreams"]
+        try:  # log delivery is asynchronous: the group may not exist yet
+            streams = logs.describe_log_streams(logGroupName=f"/aws/lambda/{name}")["logStreams"]
+        except logs.exceptions.ResourceNotFoundException:
+            return []
         events = [
             e["message"]
             for s in streams
