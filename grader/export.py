@@ -1,5 +1,6 @@
 """Class-level outputs: nbgrader's CSV export, JSON results, JUnit XML for CI, and a summary page
-with a per-exercise score distribution plot."""
+with a per-exercise score distribution plot. Every text from a submission is cleaned
+(:func:`grader.text.clean`) first: capped, with no character XML 1.0 or HTML cannot carry."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from grader import nbgrader_glue
 from grader import notebook as nbu
 from grader.labs import Lab
 from grader.pipeline import Workspace
-from grader.results import GRADED, SubmissionResult
+from grader.results import (
+    GRADED,
+    MESSAGE_LIMIT,
+    REASON_LIMIT,
+    SubmissionResult,
+    write_atomically,
+)
+from grader.text import clean
 
 
 def write_all(lab: Lab, results: list[SubmissionResult], workspace: Workspace) -> dict[str, Path]:
@@ -25,7 +33,7 @@ def write_all(lab: Lab, results: list[SubmissionResult], workspace: Workspace) -
         "html": root / "summary.html",
     }
     nbgrader_glue.export_csv(workspace.db_url, paths["csv"])
-    paths["json"].write_text(json.dumps([r.to_json() for r in results], indent=2))
+    write_atomically(paths["json"], json.dumps([r.to_json() for r in results], indent=2))
     write_junit(results, paths["junit"])
     write_plot(lab, results, paths["plot"])
     write_summary_html(lab, results, paths["html"], paths["plot"].name)
@@ -33,28 +41,32 @@ def write_all(lab: Lab, results: list[SubmissionResult], workspace: Workspace) -
 
 
 def write_junit(results: list[SubmissionResult], path: Path) -> None:
+    c = clean
     suites = ET.Element("testsuites")
     for result in results:
-        suite = ET.SubElement(suites, "testsuite", name=f"{result.lab}.{result.student}")
+        student = c(result.student, 100)
+        suite = ET.SubElement(suites, "testsuite", name=f"{c(result.lab, 100)}.{student}")
         failures = 0
         if result.status != GRADED:
-            case = ET.SubElement(suite, "testcase", classname=result.student, name="submission")
-            ET.SubElement(case, "error", message=result.reason or result.status)
+            case = ET.SubElement(suite, "testcase", classname=student, name="submission")
+            ET.SubElement(case, "error", message=c(result.reason or result.status, REASON_LIMIT))
             failures = 1
         for cell in result.cells:
             case = ET.SubElement(
-                suite, "testcase", classname=f"{result.student}.{cell.section}", name=cell.grade_id
-            )
+                suite, "testcase", classname=f"{student}.{c(cell.section, 100)}",
+                name=c(cell.grade_id, 200),
+            )  # fmt: skip
             if not cell.passed:
                 failures += 1
                 failure = ET.SubElement(
-                    case, "failure", message=f"{cell.points:g}/{cell.max_points:g}: {cell.message}"
-                )
-                failure.text = f"Hint: {cell.hint}" if cell.hint else ""
+                    case, "failure",
+                    message=f"{cell.points:g}/{cell.max_points:g}: {c(cell.message, MESSAGE_LIMIT)}",
+                )  # fmt: skip
+                failure.text = f"Hint: {c(cell.hint, MESSAGE_LIMIT)}" if cell.hint else ""
         suite.set("tests", str(max(1, len(result.cells))))
         suite.set("failures", str(failures))
     ET.indent(suites)
-    ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
+    write_atomically(path, ET.tostring(suites, encoding="unicode", xml_declaration=True))
 
 
 def exercise_fractions(results: list[SubmissionResult]) -> dict[str, list[float]]:
@@ -98,7 +110,9 @@ def write_plot(lab: Lab, results: list[SubmissionResult], path: Path) -> None:
 
 
 def write_summary_html(lab: Lab, results: list[SubmissionResult], path: Path, plot: str) -> None:
-    e = html.escape
+    def e(text: object, limit: int = 200) -> str:
+        return html.escape(clean(text, limit))
+
     sections = list(exercise_fractions(results)) or sorted({c.section for c in lab.graded_cells})
     head = "".join(f"<th>{e(s)}</th>" for s in sections)
     rows = []
@@ -107,19 +121,20 @@ def write_summary_html(lab: Lab, results: list[SubmissionResult], path: Path, pl
         cells = "".join(
             f"<td>{ex[s][0]:g}/{ex[s][1]:g}</td>" if s in ex else "<td>–</td>" for s in sections
         )
-        status = "" if r.status == GRADED else f"{e(r.status)}: {e(r.reason)}"
+        status = "" if r.status == GRADED else f"{e(r.status)}: {e(r.reason, REASON_LIMIT)}"
         rows.append(
             f"<tr><td>{e(r.student)}</td><td>{r.score:g}/{r.max_score:g}</td>{cells}<td>{status}</td></tr>"
         )
     titles = "".join(f"<li>{e(s)}: {e(nbu.exercise_title(lab.notebook, s))}</li>" for s in sections)
-    path.write_text(
+    write_atomically(
+        path,
         "<!doctype html><html><head><meta charset='utf-8'><title>"
         f"{e(lab.name)} summary</title><style>body{{font-family:system-ui;margin:2rem}}"
         "td,th{border:1px solid #ccc;padding:.2rem .5rem}table{border-collapse:collapse}</style>"
         f"</head><body><h1>{e(lab.name)}: {len(results)} submissions</h1>"
         f"<img src='{e(plot)}' alt='score distribution' style='max-width:100%'><ul>{titles}</ul>"
         f"<table><tr><th>student</th><th>total</th>{head}<th>problem</th></tr>{''.join(rows)}"
-        "</table></body></html>"
+        "</table></body></html>",
     )
 
 
@@ -129,12 +144,14 @@ def class_table(lab: Lab, results: list[SubmissionResult]) -> str:
     header = f"{'student':24} {'total':>9}  " + " ".join(f"{s:>6}" for s in sections)
     lines = [header, "-" * len(header)]
     for r in results:
-        if r.status != GRADED:
-            lines.append(f"{r.student:24} {'—':>9}  {r.status}: {r.reason}")
+        student = clean(r.student, 64)
+        if r.status != GRADED:  # one line: no escape sequence or newline reaches the terminal
+            why = " ".join(clean(f"{r.status}: {r.reason}", 300).split())
+            lines.append(f"{student:24} {'—':>9}  {why}")
             continue
         ex = r.exercises
         cols = " ".join(f"{ex[s][0]:>6g}" if s in ex else f"{'–':>6}" for s in sections)
-        lines.append(f"{r.student:24} {r.score:>4g}/{r.max_score:<4g}  {cols}")
+        lines.append(f"{student:24} {r.score:>4g}/{r.max_score:<4g}  {cols}")
     return "\n".join(lines)
 
 

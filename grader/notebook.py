@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import nbformat
@@ -18,17 +21,40 @@ MAX_NOTEBOOK_BYTES = 20 * 2**20
 
 
 def read(path: Path) -> NotebookNode:
-    """A notebook from disk, or a SubmissionError saying plainly why it is not one."""
+    """A notebook from disk, or a SubmissionError saying plainly why it is not one.
+
+    Only a regular file is read, never through a symbolic link (``O_NOFOLLOW``; ``O_NONBLOCK`` so
+    that a named pipe cannot hang the grader), and its size is what is actually read from the
+    open file: at most ``MAX_NOTEBOOK_BYTES`` + 1 bytes, whatever ``stat`` said before."""
+    name = path.name
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        size = path.stat().st_size
+        fd = os.open(path, flags)
     except OSError as exc:
-        raise SubmissionError(f"cannot read {path.name}: {exc.strerror}") from exc
-    if size > MAX_NOTEBOOK_BYTES:
-        raise SubmissionError(
-            f"{path.name} is {size / 2**20:.0f} MiB; notebooks over 20 MiB are refused"
-        )
+        if exc.errno == errno.ELOOP:
+            raise SubmissionError(
+                f"{name} is a symbolic link; submissions must be plain files"
+            ) from exc
+        raise SubmissionError(f"cannot read {name}: {exc.strerror}") from exc
     try:
-        raw = json.loads(path.read_bytes())
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SubmissionError(f"{name} is not a regular file (a folder, device or pipe?)")
+        os.set_blocking(fd, True)
+        chunks, left = [], MAX_NOTEBOOK_BYTES + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 2**20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {name}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        limit = MAX_NOTEBOOK_BYTES
+        size = f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit:,} bytes"
+        raise SubmissionError(f"{name} is larger than {size}; larger notebooks are refused")
+    try:
+        raw = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise SubmissionError(f"{path.name} is not valid JSON, so not a notebook ({exc})") from exc
     if not isinstance(raw, dict) or "cells" not in raw:

@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from grader.text import clean, clean_lines
 
 #: A submission was graded (whatever its score); rejected (not gradable: the report says why);
 #: or hit an infrastructure failure (emulator or kernel), to be retried.
 GRADED, REJECTED, INFRA = "graded", "rejected", "infrastructure-error"
+
+#: Caps, in characters, on what a submission can put in its result.
+MESSAGE_LIMIT = 2_000  #: a cell's failure message (and hint)
+NOTE_LIMIT = 1_000  #: one note
+MAX_NOTES = 100  #: notes kept; then one line says how many more there were
+REASON_LIMIT = 2_000  #: the reason and the other texts of a result
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and
+    ``os.replace``: readers, and a run killed half-way, see the old file or the new one, never
+    half of one. A symbolic link at ``path`` is replaced, never written through."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @dataclasses.dataclass
@@ -50,8 +80,21 @@ class SubmissionResult:
         return totals
 
     def to_json(self) -> dict[str, Any]:
+        """The result as JSON data; every text in it cleaned (:func:`grader.text.clean`): what a
+        submission wrote may hold NULs, escape sequences, lone surrogates or megabytes."""
         data = dataclasses.asdict(self)
-        data["exercises"] = {k: {"score": s, "max": m} for k, (s, m) in self.exercises.items()}
+        for key, value in data.items():
+            if isinstance(value, str):
+                data[key] = clean(value, REASON_LIMIT)
+        data["notes"] = clean_lines(self.notes, limit=NOTE_LIMIT, count=MAX_NOTES)
+        for cell in data["cells"]:
+            for key, value in cell.items():
+                if isinstance(value, str):
+                    cell[key] = clean(value, MESSAGE_LIMIT)
+        data["timings"] = {clean(k, 100): v for k, v in self.timings.items()}
+        data["exercises"] = {
+            clean(k, 100): {"score": s, "max": m} for k, (s, m) in self.exercises.items()
+        }
         return data
 
     @classmethod
@@ -62,10 +105,7 @@ class SubmissionResult:
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2))
-        tmp.replace(path)  # atomic: an interrupted run never leaves half a result
+        write_atomically(path, json.dumps(self.to_json(), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> SubmissionResult:
