@@ -1,7 +1,11 @@
 """Grading throughput: the same class graded by plain sequential `nbgrader autograde` and by
 `cloudlabs grade`, side by side in one run, plus the time of a self-check.
 
-    .venv/bin/python -m benchmarks.grading [--lab storage] [--students 30]
+    .venv/bin/python -m benchmarks.grading [--lab storage] [--students 30] [--baseline REV]
+
+With ``--baseline REV`` the same class is also graded, in the same run and on the same emulator,
+by ``cloudlabs grade`` of git revision REV (checked out in a temporary worktree), so a change's
+cost per submission is measured side by side.
 
 The class cycles through the lab's samples (solution, blank, partial). For nbgrader each
 notebook gets its own account and prefix in an extra cell after the parameters (nbgrader would
@@ -75,10 +79,34 @@ def nbgrader_baseline(lab, paths: list[Path], endpoint_url: str, work: Path) -> 
     return time.perf_counter() - started
 
 
+def baseline_grade(rev: str, lab: str, submissions: Path, out: Path, workers: int,
+                   config: EmulatorConfig) -> float:  # fmt: skip
+    """Seconds ``cloudlabs grade`` of revision ``rev`` takes for the class (same emulator)."""
+    root = Path(__file__).resolve().parent.parent
+    tree = out.parent / f"tree-{rev}"
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), rev],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        (tree / ".venv-emulator").symlink_to(root / ".venv-emulator")
+        env = {**os.environ, "CLOUDLABS_EMULATOR_HOME": str(config.home),
+               "CLOUDLABS_EMULATOR_PORT": str(config.port)}  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "grader", "grade", lab, str(submissions), "--out", str(out),
+             "--workers", str(workers)],
+            cwd=tree, env=env, check=False, capture_output=True,
+        )  # fmt: skip
+        return time.perf_counter() - started
+    finally:
+        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)],
+                       check=False, capture_output=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lab", default="storage")
     parser.add_argument("--students", type=int, default=30)
+    parser.add_argument("--baseline", help="also grade with this git revision, side by side")
     args = parser.parse_args()
     lab = find(args.lab)
     release = nbu.read(lab.release)
@@ -99,6 +127,11 @@ def main() -> None:
                 timings[workers] = time.perf_counter() - started
                 statuses = {(r.status, r.score) for r in run.results}
                 print(f"  ({workers} workers: {sorted(statuses)})", file=sys.stderr)
+            before = None
+            if args.baseline:
+                workers = os.cpu_count() or 2
+                before = (workers, baseline_grade(args.baseline, lab.name, tmp_path / "class",
+                                                  tmp_path / "out-baseline", workers, config))  # fmt: skip
             checks = {}
             for kind in ("blank", "solution"):
                 notebook = tmp_path / "samples" / f"{kind}.ipynb"
@@ -119,6 +152,15 @@ def main() -> None:
     for workers, seconds in timings.items():
         print(f"  cloudlabs grade, {workers} workers       {seconds:7.1f} s  {n / seconds * 60:6.1f}/min  "
               f"{baseline / seconds:.2f}x")  # fmt: skip
+    if before:
+        workers, seconds = before
+        now = timings[workers]
+        print(
+            f"  cloudlabs grade {args.baseline}, {workers} workers {seconds:7.1f} s  "
+            f"{n / seconds * 60:6.1f}/min  {baseline / seconds:.2f}x"
+        )
+        print(f"  this tree vs {args.baseline}: {(now - seconds) / n * workers:+.2f} s of worker "
+              f"time per submission ({now / seconds:.2f}x the wall time)")  # fmt: skip
     for kind, runs in checks.items():
         total = statistics.median(t for t, _ in runs)
         notebook = statistics.median(e for _, e in runs)

@@ -156,13 +156,20 @@ def release(check_only: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--evidence",
+    is_flag=True,
+    help="Also grade each lab with one exercise left blank at a time "
+    "(needs the emulator): that exercise must score 0.",
+)
+@click.option("--lab", "labs", multiple=True, help="Only these labs (default: all).")
 @_reports_errors
-def validate() -> None:
+def validate(evidence: bool, labs: tuple[str, ...]) -> None:
     """Check every lab in solutions/ against docs/lab-format.md."""
     from grader import validate as validator
 
     failed = False
-    for lab, problems in validator.main().items():
+    for lab, problems in validator.main(labs=list(labs) or None, evidence=evidence).items():
         click.echo(f"{lab}: {'ok' if not problems else f'{len(problems)} problems'}")
         for problem in problems:
             click.echo(f"  - {problem}")

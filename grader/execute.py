@@ -9,44 +9,42 @@ papermill's in what grading needs:
   cells are re-run, and execution resumes at the next exercise: only that exercise loses points;
 - every cell that did not run gets an error output saying why, so that nbgrader can never count
   a test that did not run as passed;
-- a cell's output is capped, so a submission printing megabytes cannot exhaust memory.
+- a cell's output is capped, so a submission printing megabytes cannot exhaust memory;
+- with ``tests``, test cells never run in the kernel: each runs in the grader's trusted process
+  (:mod:`grader.trusted`) with the answers it reads exported from the kernel as plain data.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import papermill
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbclient.util import run_sync
+from nbclient.util import ensure_async, run_sync
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 
+from grader import answers as ans
 from grader import notebook as nbu
+from grader.capture import Event, OutputCaps
 from grader.errors import EmulatorError
+from grader.trusted import TestProcess
 
 LOG = logging.getLogger(__name__)
 SETUP_TAGS = {"parameters", "injected-parameters", "setup"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """Something that went wrong while running one cell."""
-
-    cell: int
-    section: str | None
-    kind: str  #: "timeout", "kernel-died", "budget", "output-truncated"
-    message: str
 
 
 @dataclasses.dataclass
@@ -58,36 +56,57 @@ class Execution:
     seconds: float
 
 
+@dataclasses.dataclass(frozen=True)
+class Tests:
+    """Test cells run in a trusted process (:mod:`grader.trusted`), not in the kernel."""
+
+    process: TestProcess
+    inputs: dict[str, list[str]]  #: grade id -> the answer names the test reads
+
+
+class _SetupBroken(Exception):
+    """The kernel's setup failed after a restart while the emulator is fine."""
+
+
+def _json_object(text: str | None) -> dict | None:
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def not_run_output(reason: str) -> NotebookNode:
     return new_output("error", ename="NotRun", evalue=reason, traceback=[f"NotRun: {reason}"])
 
 
-class GradingClient(PapermillNotebookClient):
+class GradingClient(OutputCaps, PapermillNotebookClient):
     """papermill's client with the grading behaviour described in the module docstring."""
 
-    def __init__(self, nb_man: Any, *, budget: float, output_limit: int, **kwargs: Any) -> None:
+    def __init__(
+        self, nb_man: Any, *, budget: float, output_limit: int, tests: Tests | None = None,
+        emulator_alive: Callable[[], bool] | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(nb_man, **kwargs)
+        self.tests = tests
+        self.emulator_alive = emulator_alive
+        self.broken = ""  #: why nothing more runs (the kernel's setup broke after a restart)
         self.budget = budget
         self.output_limit = output_limit
         self.cell_timeout = self.timeout
         self.events: list[Event] = []
-        self._chars: dict[int, int] = {}
 
-    # -- output cap --------------------------------------------------------------------------
-    def output(self, outs, msg, display_id, cell_index):  # type: ignore[override]
-        content = msg.get("content", {})
-        size = len(str(content.get("text", ""))) + len(str(content.get("data", "")))
-        used = self._chars.get(cell_index, 0)
-        self._chars[cell_index] = used + size
-        if used + size <= self.output_limit:
-            return super().output(outs, msg, display_id, cell_index)
-        if used <= self.output_limit:  # first message over the cap: say so once
-            note = f"\n[cloudlabs: output beyond {self.output_limit:,} characters was dropped]\n"
-            outs.append(new_output("stream", name="stdout", text=note))
-            self.events.append(
-                Event(cell_index, None, "output-truncated", "the cell printed too much output")
-            )
-        return None
+    def execute(self, **kwargs: Any) -> NotebookNode:  # type: ignore[override]
+        """papermill's ``execute``, but a kernel the student broke is not asked for its info."""
+        self.reset_execution_trackers()
+        with self.setup_kernel(**kwargs):
+            self.papermill_execute_cells()
+            if self.kc is not None and not self.broken:
+                info = self.wait_for_reply(self.kc.kernel_info())
+                if info:
+                    self.nb.metadata["language_info"] = info["content"]["language_info"]
+            self.set_widgets_metadata()
+        return self.nb
 
     # -- the cell loop -----------------------------------------------------------------------
     def papermill_execute_cells(self) -> None:
@@ -101,8 +120,8 @@ class GradingClient(PapermillNotebookClient):
             try:
                 if cell.cell_type != "code":
                     continue
-                if section in skip:
-                    self._not_run(cell, skip[section])
+                if self.broken or section in skip:
+                    self._not_run(cell, self.broken or skip[section])
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 1:
@@ -113,15 +132,28 @@ class GradingClient(PapermillNotebookClient):
                     continue
                 self.timeout = int(max(1, min(self.cell_timeout, remaining)))
                 try:
-                    self.execute_cell(cell, index)
-                except CellTimeoutError:
-                    why = f"a cell ran longer than {self.timeout} s and was stopped"
-                    self._crashed(cell, index, section, "timeout", why, skip)
-                except DeadKernelError:
-                    why = "the kernel died (os._exit, a crash, or too much memory)"
-                    self._crashed(cell, index, section, "kernel-died", why, skip)
+                    self._run_cell(cell, index, section, skip)
+                except _SetupBroken as broken:
+                    self.broken = str(broken)
+                    self.events.append(Event(index, section, "setup-broken", self.broken))
             finally:
                 self.nb_man.cell_complete(cell, index)
+
+    def _run_cell(
+        self, cell: NotebookNode, index: int, section: str | None, skip: dict[str, str]
+    ) -> None:
+        if self.tests is not None and nbu.is_graded(cell) and not nbu.is_solution(cell):
+            if not nbu.is_state_check(cell):  # state checks run after the notebook
+                self._run_test(cell)
+            return
+        try:
+            self.execute_cell(cell, index)
+        except CellTimeoutError:
+            why = f"a cell ran longer than {self.timeout} s and was stopped"
+            self._crashed(cell, index, section, "timeout", why, skip)
+        except DeadKernelError:
+            why = "the kernel died (os._exit, a crash, or too much memory)"
+            self._crashed(cell, index, section, "kernel-died", why, skip)
 
     def _not_run(self, cell: NotebookNode, reason: str) -> None:
         cell.outputs = [not_run_output(f"this cell did not run: {reason}")]
@@ -137,18 +169,98 @@ class GradingClient(PapermillNotebookClient):
         self._restart()
 
     def _restart(self) -> None:
-        """A fresh kernel with the parameters and setup cells run again."""
+        """A fresh kernel with the parameters and setup cells run again. When the setup fails
+        again and the emulator is fine, the cause is the student's (files their code left in the
+        kernel's home, say): the rest of the notebook does not run, and the report says why."""
         self.kc.stop_channels()
-        run_sync(self.km.restart_kernel)(now=True)
-        run_sync(self.async_start_new_kernel_client)()
+        try:
+            run_sync(self.km.restart_kernel)(now=True)
+            run_sync(self.async_start_new_kernel_client)()
+        except Exception as exc:  # it started once, so what stops it now is the student's
+            raise _SetupBroken(
+                "the kernel could not be restarted (did your code change files in its home "
+                f"directory?): {exc}"
+            ) from exc
         for cell in self.nb.cells:
             if cell.cell_type == "code" and SETUP_TAGS & set(nbu.tags(cell)):
                 reply = self.wait_for_reply(self.kc.execute(cell.source, store_history=False))
                 if (reply or {}).get("content", {}).get("status") != "ok":
-                    raise EmulatorError(
-                        "after a kernel restart the setup cells failed again",
-                        fix="check that the emulator is running (`cloudlabs status`)",
+                    if self.emulator_alive is not None and not self.emulator_alive():
+                        raise EmulatorError(
+                            "the emulator stopped answering while this submission ran",
+                            fix="check that the emulator is running (`cloudlabs status`)",
+                        )
+                    raise _SetupBroken(
+                        "after a kernel restart the lab's setup cells failed in this notebook's "
+                        "kernel (did your code change files in its home directory?)"
                     )
+
+    # -- tests in the trusted process --------------------------------------------------------
+    def _run_test(self, cell: NotebookNode) -> None:
+        """Run a test cell in the trusted process with the answers it reads from the kernel."""
+        assert self.tests is not None
+        names = self.tests.inputs.get(nbu.grade_id(cell) or "", [])
+        values: dict | None = {}
+        if names:
+            text = self._kernel_eval(ans.export_expression(names))
+            values = _json_object(text)
+        if values is None:
+            error = ("AnswersUnreadable", "your answers could not be read from the notebook")
+        else:
+            outcome = self.tests.process.run(
+                cell.source, values, call=self._call_student, timeout=self.cell_timeout
+            )
+            error = outcome.error
+            if error and error[0] == "SetupError":  # the lab's own setup: never the student's
+                raise EmulatorError(
+                    f"the grader's test process could not run the lab's setup ({error[1]})",
+                    fix="check that the emulator is running (`cloudlabs status`) and that the "
+                    "lab's setup cells run (`cloudlabs validate`)",
+                )
+        cell.outputs = (
+            []
+            if error is None
+            else [self._error({"ename": error[0], "evalue": error[1]}, short=True)]
+        )
+
+    def _call_student(self, name: str, args: list, kwargs: dict) -> dict:
+        text = self._kernel_eval(ans.call_expression(name, args, kwargs))
+        reply = _json_object(text)
+        if reply is None or not ({"value", "raised"} & set(reply)):
+            return {"raised": ["Error", "it did not answer (it hung, crashed or was replaced)"]}
+        return reply
+
+    def _kernel_eval(self, expression: str) -> str | None:
+        """Evaluate ``expression`` silently in the student's kernel; the JSON text it returned."""
+        try:
+            msg_id = self.kc.execute(
+                ans.KERNEL_HELPERS, silent=True, store_history=False,
+                user_expressions={"value": expression},
+            )  # fmt: skip
+            reply = run_sync(self._async_reply)(msg_id, float(self.cell_timeout))
+            if reply is None:  # hung: interrupt it; a kernel that ignores that is restarted
+                run_sync(self.km.interrupt_kernel)()
+                reply = run_sync(self._async_reply)(msg_id, 5.0)
+                if reply is None:
+                    self._restart()
+                    return None
+        except DeadKernelError:
+            self._restart()
+            return None
+        return ans.reply_text(reply, "value")
+
+    async def _async_reply(self, msg_id: str, timeout: float) -> dict | None:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=min(1, remaining)))
+            except Empty:
+                if not await ensure_async(self.kc.is_alive()):
+                    raise DeadKernelError("Kernel died") from None
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+        return None
 
 
 class GradingEngine(NBClientEngine):
@@ -164,6 +276,8 @@ class GradingEngine(NBClientEngine):
             nb_man,
             budget=budget,
             output_limit=output_limit,
+            tests=kwargs.pop("tests", None),
+            emulator_alive=kwargs.pop("emulator_alive", None),
             kernel_name=kernel_name,
             timeout=kwargs.pop("execution_timeout", None) or 60,
             startup_timeout=kwargs.pop("start_timeout", 60),
@@ -202,6 +316,8 @@ def execute(
     budget: float = 600.0,
     output_limit: int = 100_000,
     start_timeout: float = 60.0,
+    tests: Tests | None = None,
+    emulator_alive: Callable[[], bool] | None = None,
 ) -> Execution:
     """Run ``nb`` with papermill and return the executed copy with what went wrong."""
     started = time.monotonic()
@@ -210,24 +326,40 @@ def execute(
     # besides the read-only system.
     km.connection_file = str(cwd / ".kernel-connection.json")
     sink: list[tuple[NotebookNode, list[Event]]] = []
-    with contextlib.suppress(PapermillExecutionError):  # errors are the students' and graded
-        papermill.execute_notebook(
-            nb,
-            None,
-            parameters=parameters,
-            engine_name="cloudlabs",
-            kernel_name=kernel,
-            # no cwd: papermill would chdir the whole grader process, and workers are threads;
-            # the sandbox launcher starts the kernel in its working directory instead
-            progress_bar=False,
-            execution_timeout=cell_timeout,
-            start_timeout=start_timeout,
-            budget=budget,
-            output_limit=output_limit,
-            km=km,
-            sink=sink,
-        )
+    try:
+        with contextlib.suppress(PapermillExecutionError):  # errors are the students' and graded
+            papermill.execute_notebook(
+                nb,
+                None,
+                parameters=parameters,
+                engine_name="cloudlabs",
+                kernel_name=kernel,
+                # no cwd: papermill would chdir the whole grader process, and workers are
+                # threads; the sandbox launcher starts the kernel in its working directory
+                progress_bar=False,
+                execution_timeout=cell_timeout,
+                start_timeout=start_timeout,
+                budget=budget,
+                output_limit=output_limit,
+                km=km,
+                sink=sink,
+                tests=tests,
+                emulator_alive=emulator_alive,
+            )
+    finally:
+        _shutdown(km)  # nbclient leaves running a kernel it was handed: end it here
     executed, events = sink[0]
+    # papermill records its input there: the whole notebook again, when the input is a notebook
+    executed.metadata.get("papermill", {}).pop("input_path", None)
     # papermill marks the first error with banner cells; errors are the student's and graded.
     executed.cells = [c for c in executed.cells if not _papermill_banner(c)]
     return Execution(executed, events, time.monotonic() - started)
+
+
+def _shutdown(km: AsyncKernelManager) -> None:
+    """Stop the kernel and its process group, whatever state it is in."""
+    with contextlib.suppress(Exception):
+        if run_sync(km.is_alive)():
+            run_sync(km.shutdown_kernel)(now=True)
+    with contextlib.suppress(Exception):
+        run_sync(km.cleanup_resources)()

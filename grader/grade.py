@@ -13,6 +13,7 @@ import concurrent.futures
 import dataclasses
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from grader.errors import EmulatorError
 from grader.labs import RELEASE_DIR, SOURCE_DIR, Lab, find
 from grader.pipeline import Context, Workspace, grade, infrastructure_failure
 from grader.results import INFRA, SubmissionResult
+from grader.trusted import TestPool
 
 MAX_ATTEMPTS = 3
 
@@ -55,7 +57,7 @@ class _EmulatorGuard:
         with self.lock:
             if self.generation != seen_generation:
                 return  # another worker already restarted it
-            if not emu.health(self.emulator.endpoint_url):
+            if not emu.health(self.emulator.endpoint_url, token=self.emulator.admin_token):
                 self.emulator.stop()
                 self.emulator.start()
             self.generation += 1
@@ -65,6 +67,16 @@ def prepare_workspace(lab: Lab, root: Path) -> tuple[Workspace, object]:
     """The workspace with the lab recorded in its gradebook, and the lab's student release."""
     workspace = Workspace(root)
     root.mkdir(parents=True, exist_ok=True)
+    # nbgrader will not drop a graded cell that has grades: the gradebook and results of another
+    # version of the lab are kept aside, and every submission is graded again.
+    version = root / "lab-version"
+    old = version.read_text() if version.exists() else "unknown"
+    if workspace.root.joinpath("gradebook.db").exists() and old != lab.digest:
+        aside = f"{old}-{time.time_ns()}"
+        for name in ("gradebook.db", "results"):
+            path = root / name
+            if path.exists():
+                path.replace(path.with_name(f"{path.stem}-{aside}{path.suffix}"))
     release_dir = nbgrader_glue.release_to_temp(
         lab.name, source_dir=lab.source_dir, db_url=workspace.db_url
     )
@@ -72,6 +84,7 @@ def prepare_workspace(lab: Lab, root: Path) -> tuple[Workspace, object]:
         release = nbu.read(release_dir / f"{lab.name}.ipynb")
     finally:
         shutil.rmtree(release_dir.parent, ignore_errors=True)
+    version.write_text(lab.digest)
     return workspace, release
 
 
@@ -114,9 +127,11 @@ def main(
     # state (other students' Lambda code) or each other's working directories.
     hide = (source_dir.resolve(), out, submissions.resolve(), emulator.config.home.resolve())
     work_root = sandbox.work_root()
+    tests = TestPool()  # the trusted processes where test cells run, one per worker
     ctx = Context(
         lab=the_lab, release=release, workspace=workspace, endpoint_url=emulator.endpoint_url,
         config=config, hide=hide, region=emulator.config.region, work_root=work_root,
+        tests=tests, emulator=emulator,
     )  # fmt: skip
 
     def one(submission: Submission) -> SubmissionResult:
@@ -145,6 +160,8 @@ def main(
 
     nbgrader_glue.add_students([s.student for s in found], db_url=workspace.db_url)
     try:
+        if todo:
+            tests.warm(min(len(todo), max(1, config.workers)))
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
             for count, result in enumerate(pool.map(one, todo), start=1):
                 result.save(workspace.result_path(result.student))
@@ -152,6 +169,7 @@ def main(
                 if progress:
                     progress(result, count, len(todo))
     finally:
+        tests.close()
         shutil.rmtree(work_root, ignore_errors=True)
     results = sorted(done, key=lambda r: r.student)
     export.write_all(the_lab, results, workspace)

@@ -10,6 +10,7 @@ from pathlib import Path
 from nbformat import NotebookNode
 
 from grader import ROOT
+from grader import answers as ans
 from grader import notebook as nbu
 from grader.errors import LabError
 
@@ -62,6 +63,21 @@ class Lab:
                 )
             )
         return cells
+
+    @functools.cached_property
+    def setup_sources(self) -> list[str]:
+        """The setup cells' code, which the trusted test process runs too."""
+        return ans.setup_sources(self.notebook)
+
+    @functools.cached_property
+    def test_inputs(self) -> dict[str, list[str]]:
+        """For every test cell, the answer names it reads from the student's kernel."""
+        given = ans.setup_names(self.notebook)
+        return {
+            nbu.grade_id(c) or "": sorted(ans.free_names(c.source, given))
+            for c in self.notebook.cells
+            if c.cell_type == "code" and nbu.is_test(c)
+        }
 
     @property
     def max_score(self) -> float:

@@ -8,11 +8,13 @@ Feedback and exports are made from results afterwards (grader.feedback, grader.e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -22,12 +24,14 @@ from grader import nbgrader_glue, sandbox, score, verify
 from grader import notebook as nbu
 from grader.collect import Submission
 from grader.config import GradeConfig
-from grader.emulator import health
+from grader.emulator import Emulator, health
 from grader.errors import CloudlabsError, EmulatorError, SubmissionError
-from grader.execute import execute
+from grader.execute import Tests, execute
 from grader.labs import Lab
 from grader.restore import restore
 from grader.results import GRADED, INFRA, REJECTED, CellResult, SubmissionResult
+from grader.statecheck import session_for
+from grader.trusted import TestPool, TestProcess
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Context:
     hide: tuple[Path, ...] = ()  #: paths the sandboxed kernel must not read
     work_root: Path | None = None  #: parent of the kernels' working directories (hidden too)
     visible_tests_only: bool = False  #: self-check: grade with the release's tests
+    tests: TestPool | None = None  #: trusted test processes (one is made when None)
+    emulator: Emulator | None = None  #: the backend, to tell a restarted emulator (instance id)
 
 
 def new_identity() -> tuple[str, str]:
@@ -94,26 +100,35 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
     result.account_id, result.prefix = new_identity()
     result.timings["prepare"] = time.monotonic() - started
 
+    parameters = {"endpoint_url": ctx.endpoint_url, "region": ctx.region,
+                  "account_id": result.account_id, "prefix": result.prefix}  # fmt: skip
+    instance = _instance(ctx)
+    if instance is None:
+        raise EmulatorError("the emulator is not answering")
     workdir = Path(tempfile.mkdtemp(prefix=f"{lab.name}-", dir=ctx.work_root))
     try:
-        execution = _execute(nb, ctx, result, workdir)
+        with _test_process(ctx) as process:
+            process.begin(parameters=parameters, setup=lab.setup_sources)
+            tests = Tests(process, lab.test_inputs)
+            execution = _execute(nb, ctx, result, workdir, parameters, tests)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result.timings["execute"] = execution.seconds
     result.notes += [f"{e.message} (exercise {e.section})" if e.section else e.message
                      for e in execution.events]  # fmt: skip
-    if not health(ctx.endpoint_url):
-        raise EmulatorError("the emulator stopped while this submission ran")
 
     started = time.monotonic()
     executed = execution.notebook
-    result.notes += score.autograde(
-        executed, lab=lab.name, student=result.student, db_url=ctx.workspace.db_url
-    )
     checks = verify.verify(
         lab=lab, endpoint_url=ctx.endpoint_url, account_id=result.account_id,
         prefix=result.prefix, region=ctx.region,
     )  # fmt: skip
+    if _instance(ctx) != instance:  # a restarted emulator is empty: never score against it
+        raise EmulatorError("the emulator stopped or restarted while this submission ran")
+    _end_functions(ctx, result.account_id)
+    result.notes += score.autograde(
+        executed, lab=lab.name, student=result.student, db_url=ctx.workspace.db_url
+    )
     verify.record(checks, lab=lab, student=result.student, db_url=ctx.workspace.db_url)
     result.notes += verify.gate_tests(
         checks, lab=lab, student=result.student, db_url=ctx.workspace.db_url
@@ -135,14 +150,50 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
             CellResult(graded.grade_id, graded.kind, graded.section, got, top,
                        passed=got >= top, message=message, hint=graded.hint)
         )  # fmt: skip
-    result.score = sum(c.points for c in result.cells)
+    result.score = round(sum(c.points for c in result.cells), 6)
     path = ctx.workspace.autograded_path(result.student, lab.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(executed, str(path))
     return result
 
 
-def _execute(nb: NotebookNode, ctx: Context, result: SubmissionResult, workdir: Path):
+def _instance(ctx: Context) -> str | None:
+    """Who answers at the endpoint: an id that changes when the emulator restarts (None when
+    nothing healthy answers). Read with the grader's admin token, which no student has; an
+    external emulator has no instance id, so only its health is known."""
+    if ctx.emulator is not None and ctx.emulator.admin_token:
+        return ctx.emulator.instance_id()
+    return "up" if health(ctx.endpoint_url) else None
+
+
+def _end_functions(ctx: Context, account_id: str) -> None:
+    """Once graded, the submission's Lambda functions go: the emulator would otherwise keep
+    their execution environments (processes) warm for the rest of the class run."""
+    aws = session_for(endpoint_url=ctx.endpoint_url, account_id=account_id, region=ctx.region)
+    with contextlib.suppress(Exception):  # best effort: the grade is already decided
+        lam = aws.client("lambda")
+        for page in lam.get_paginator("list_functions").paginate(
+            PaginationConfig={"MaxItems": 500}
+        ):
+            for function in page.get("Functions", []):
+                with contextlib.suppress(Exception):
+                    lam.delete_function(FunctionName=function["FunctionName"])
+
+
+@contextlib.contextmanager
+def _test_process(ctx: Context) -> Iterator[TestProcess]:
+    if ctx.tests is not None:
+        with ctx.tests.process() as process:
+            yield process
+        return
+    with TestPool() as pool, pool.process() as process:
+        yield process
+
+
+def _execute(
+    nb: NotebookNode, ctx: Context, result: SubmissionResult, workdir: Path,
+    parameters: dict, tests: Tests,
+):  # fmt: skip
     mode = sandbox.resolve_mode(ctx.config.sandbox)
     if mode == "none" and ctx.config.sandbox == "auto":
         result.notes.append("ran without the bwrap sandbox (bubblewrap is not installed)")
@@ -153,14 +204,15 @@ def _execute(nb: NotebookNode, ctx: Context, result: SubmissionResult, workdir: 
     try:
         return execute(
             nb,
-            parameters={"endpoint_url": ctx.endpoint_url, "region": ctx.region,
-                        "account_id": result.account_id, "prefix": result.prefix},
+            parameters=parameters,
             cwd=workdir,
             kernel=sandbox.KERNEL_NAME,
             kernel_dirs=[kernel_dir],
             cell_timeout=ctx.config.cell_timeout,
             budget=ctx.config.notebook_timeout,
             output_limit=ctx.config.output_limit,
+            tests=tests,
+            emulator_alive=lambda: _instance(ctx) is not None,
         )  # fmt: skip
     except CloudlabsError:
         raise

@@ -38,6 +38,33 @@ import botocore.session
 
 CheckFunction = Callable[[Any, str], float | bool | None]
 _MARK = "__cloudlabs_state_check__"
+#: The most a state check or a test reads of one S3 object or Lambda payload: a student can
+#: store a huge object where a small one is expected, and the grader must not read it whole.
+MAX_READ_BYTES = 16 * 2**20
+
+
+def bound_reads() -> None:
+    """Make ``StreamingBody.read()`` without a size read at most MAX_READ_BYTES (and raise when
+    there is more) in this process: the grader's and the trusted test process."""
+    from botocore.response import StreamingBody
+
+    if getattr(StreamingBody.read, "_cloudlabs_bounded", False):
+        return
+    original = StreamingBody.read
+
+    def read(self: StreamingBody, amt: int | None = None) -> bytes:
+        if amt is not None:
+            return original(self, amt)
+        data = original(self, MAX_READ_BYTES + 1)
+        if len(data) > MAX_READ_BYTES:
+            raise ValueError(f"the object is larger than the {MAX_READ_BYTES // 2**20} MiB read")
+        return data
+
+    read._cloudlabs_bounded = True  # type: ignore[attr-defined]
+    StreamingBody.read = read  # type: ignore[method-assign]
+
+
+bound_reads()
 
 
 def state_check(grade_id: str) -> Callable[[CheckFunction], CheckFunction]:

@@ -6,6 +6,7 @@ import ast
 import re
 from pathlib import Path
 
+from grader import answers as ans
 from grader import labs as lab_index
 from grader import notebook as nbu
 from grader.labs import Lab
@@ -98,6 +99,7 @@ def problems(
                 out.append(f"{section}: needs {what}")
     if not any(s.startswith("kc") for s in sections):
         out.append("no knowledge-check questions (grade ids kcN_...)")
+    out += answer_problems(lab)
     state_ids = {c.grade_id for c in lab.graded_cells if c.kind == "state"}
     if state_ids:
         try:
@@ -120,14 +122,66 @@ def problems(
     return out
 
 
+def answer_problems(lab: Lab) -> list[str]:
+    """Tests run outside the student's kernel: each may read only the setup's names, builtins
+    and answers that a solution cell of its exercise (or an earlier one) declares."""
+    out: list[str] = []
+    nb = lab.notebook
+    for source in ans.setup_sources(nb):
+        try:
+            ast.parse(source)
+        except SyntaxError as exc:
+            out.append(f"a setup cell is not plain Python (the test process runs it): {exc.msg}")
+            return out
+    given = ans.setup_names(nb)
+    declared: set[str] = set()
+    for cell in nb.cells:
+        gid = nbu.grade_id(cell) or ""
+        if cell.cell_type != "code":
+            continue
+        if nbu.is_solution(cell):
+            names = ans.declared_answers(cell)
+            body = cell.source.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "")
+            try:
+                assigned = ans.assigned_names(body)
+            except SyntaxError:
+                assigned = set()
+            for name in names:
+                if name not in assigned:
+                    out.append(f"{gid}: declares the answer `{name}` but never assigns it")
+            declared |= set(names)
+        elif nbu.is_test(cell):
+            try:
+                reads = ans.free_names(cell.source, given)
+            except SyntaxError as exc:
+                out.append(f"{gid}: not valid Python ({exc.msg})")
+                continue
+            for name in sorted(reads - declared):
+                out.append(
+                    f"{gid}: reads `{name}`, which the setup does not define and no solution cell "
+                    "of this or an earlier exercise declares (metadata cloudlabs.answers)"
+                )
+    return out
+
+
 def main(
     *,
     labs: list[str] | None = None,
     source_dir: Path = lab_index.SOURCE_DIR,
     min_exercises: int = 8,
+    evidence: bool = False,
 ) -> dict[str, list[str]]:
-    """Problems per lab (empty lists when all is well)."""
-    return {
+    """Problems per lab (empty lists when all is well). With ``evidence``, each lab is also graded
+    with one exercise blank at a time (:mod:`grader.evidence`), on the running emulator."""
+    found = {
         name: problems(lab_index.find(name, source_dir=source_dir), min_exercises=min_exercises)
         for name in labs or lab_index.available(source_dir)
     }
+    if evidence:
+        from grader import emulator
+        from grader import evidence as proof
+
+        with emulator.running():
+            for name, out in found.items():
+                out += [str(leak) for leak in proof.main(lab=name, source_dir=source_dir)]
+    return found

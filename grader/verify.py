@@ -2,7 +2,8 @@
 
 The lab's checks (solutions/<lab>/checks.py) run in the grader's process against the submission's
 own account; nothing the notebook did to boto3, botocore or its own helpers can reach them. Their
-scores replace the state-check cells' scores in the gradebook.
+scores replace the state-check cells' scores in the gradebook, and bound what the exercise's tests
+may earn (:func:`gate_tests`).
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def verify(
 def gate_tests(
     results: dict[str, CheckResult], *, lab: Lab, student: str, db_url: str
 ) -> list[str]:
-    """Tests inside the kernel can be fooled (a notebook may monkeypatch boto3 so that a bucket
-    "exists"); state checks cannot. So in an exercise whose state checks all fail, the tests earn
-    nothing either: no points for resources that do not exist. Returns notes for the report."""
+    """Points backed by evidence: an exercise's tests earn at most the share of its state checks
+    that passed (a reported value no resource backs earns nothing; half-built resources, half
+    the test points). Knowledge checks have no state and are scored on the answer alone.
+    Returns notes for the report."""
     notes = []
     current = nbgrader_glue.scores(lab=lab.name, student=student, db_url=db_url)
     by_section: dict[str, list] = {}
@@ -45,19 +47,28 @@ def gate_tests(
         by_section.setdefault(cell.section, []).append(cell)
     for section, cells in by_section.items():
         states = [c for c in cells if c.kind == "state"]
-        if not states or any(
-            results[c.grade_id].fraction > 0 for c in states if c.grade_id in results
-        ):
+        if not states:
             continue
-        earned = [c for c in cells if c.kind == "test" and current.get(c.grade_id, (0, 0))[0] > 0]
-        for cell in earned:
-            nbgrader_glue.set_manual_score(
-                lab=lab.name, student=student, grade_id=cell.grade_id, score=0.0, db_url=db_url
-            )
-        if earned:
+        top = sum(c.points for c in states)
+        earned = sum(
+            results[c.grade_id].fraction * c.points for c in states if c.grade_id in results
+        )
+        share = min(1.0, earned / top) if top else 1.0
+        if share >= 1.0:
+            continue
+        scaled = False
+        for cell in cells:
+            got = current.get(cell.grade_id, (0.0, 0.0))[0]
+            if cell.kind == "test" and got > 0:
+                nbgrader_glue.set_manual_score(
+                    lab=lab.name, student=student, grade_id=cell.grade_id, score=got * share,
+                    db_url=db_url,
+                )  # fmt: skip
+                scaled = True
+        if scaled:
             notes.append(
-                f"{section}: its tests passed inside the notebook, but the resources it asks for "
-                "were not found from outside it, so they earn no points"
+                f"{section}: its tests count for {share:.0%} of their points, the share of the "
+                "resources it asks for that were found in your account"
             )
     return notes
 

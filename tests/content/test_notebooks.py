@@ -65,3 +65,13 @@ def test_lab_samples_score_as_expected(name, emulator, tmp_path):
         if o.output_type == "error"
     ]
     assert errors == []
+
+
+@pytest.mark.parametrize("name", lab_index.available())
+def test_each_exercise_earns_points_only_from_its_own_work(name, emulator, tmp_path):
+    """The full solution with one exercise left blank scores 0 on that exercise (defaults,
+    other exercises' resources and unbacked values earn nothing)."""
+    from grader import evidence
+
+    leaks = evidence.main(lab=name, out=tmp_path, workers=2, emulator_config=emulator.config)
+    assert [str(leak) for leak in leaks] == []

@@ -175,7 +175,9 @@ def test_monkeypatched_boto3_earns_nothing_for_missing_resources(graded):
     results, _ = graded
     faker = results["faker"]
     assert faker.exercises["ex1"] == (0, 4)
-    assert any("not found from outside" in n for n in faker.notes)
+    # the tests ran outside the kernel, where the patched boto3 is not: they failed on their own
+    tests = [c for c in faker.cells if c.section == "ex1" and c.kind == "test"]
+    assert tests and all(not c.passed for c in tests), [(c.grade_id, c.message) for c in tests]
 
 
 def test_stderr_noise_does_not_cost_points(graded):
