@@ -238,6 +238,12 @@ def bwrap_argv(
     """bwrap's command line for ``kernel`` (see the module docstring). ``uid``: the kernel's user
     id, when the grader is root; ``files``: read-only files to make, path -> a readable fd."""
     box = _Bwrap()
+    # The private scratch first: a checkout or a working directory under the host's /tmp is
+    # bound on top of it, never hidden by it.
+    box.args += ["--dev", "/dev", "--proc", "/proc"]
+    box.made |= {Path("/dev"), Path("/proc")}
+    box.tmpfs(Path("/dev/shm"), "1777", SCRATCH_BYTES)
+    box.tmpfs(Path("/tmp"), "1777", SCRATCH_BYTES)
     for name in SYSTEM_DIRS:
         path = Path(name)
         if path.is_symlink():
@@ -262,10 +268,6 @@ def bwrap_argv(
             box.args += ["--perms", "0555", "--tmpfs", str(path)]
         elif path.exists():  # (not /dev/null: device files cannot be opened on bind mounts)
             box.args += ["--perms", "0444", "--ro-bind-data", str(_data_fd(b"")), str(path)]
-    box.args += ["--dev", "/dev", "--proc", "/proc"]
-    box.made |= {Path("/dev"), Path("/proc")}
-    box.tmpfs(Path("/dev/shm"), "1777", SCRATCH_BYTES)
-    box.tmpfs(Path("/tmp"), "1777", SCRATCH_BYTES)
     box.bind(workdir, writable=True)
     box.tmpfs(workdir / ".aws", "0555")  # botocore reads ~/.aws/models, whatever AWS_* say
     for dest, fd in sorted((files or {}).items()):
