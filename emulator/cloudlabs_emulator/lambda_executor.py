@@ -9,12 +9,20 @@ enforces the function's timeout by ending the environment's whole process tree (
 invocation starts a fresh one, as AWS resets a timed-out environment), and reports errors in
 AWS's shapes.
 
+A sandboxed environment has a network namespace of its own; its one way out is a unix socket
+(:class:`_Network`, one per environment, in a private directory under LocalStack's temporary
+directory, itself in the emulator's state) whose every connection this process forwards to the
+gateway (``GATEWAY_LISTEN``), and the runtime forwards the gateway's port on the sandbox's
+``127.0.0.1`` to it: the endpoint LocalStack tells the function (``AWS_ENDPOINT_URL``) is the only
+thing it reaches. Unsandboxed environments share the emulator's network.
+
 Selected with ``LAMBDA_RUNTIME_EXECUTOR=cloudlabs``. Python runtimes only: every Python runtime
 runs on the emulator's own interpreter, which ships boto3 as AWS's runtimes do.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import json
@@ -22,9 +30,12 @@ import logging
 import math
 import os
 import queue
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,7 +50,7 @@ from localstack.services.lambda_.invocation.runtime_executor import (
 )
 from plux import Plugin
 
-from cloudlabs_emulator import sandbox
+from cloudlabs_emulator import lambda_runtime, sandbox
 
 LOG = logging.getLogger(__name__)
 
@@ -51,6 +62,8 @@ _STARTUP_GRACE_SECONDS = 30.0
 _MAX_LINE_BYTES = 16 * 2**20  # one protocol message (AWS caps payloads at 6 MB)
 _MAX_BUFFERED_BYTES = 64 * 2**20  # messages not yet consumed
 _MAX_LOG_BYTES = 4 * 2**20  # log output of one invocation
+#: Connections one environment may have open to the gateway at a time (more wait their turn).
+_MAX_CONNECTIONS = 64
 
 
 class LocalRuntimeExecutorPlugin(Plugin):
@@ -94,6 +107,84 @@ class _Inbox:
         with self._lock:
             self._bytes -= size
         return message
+
+
+def _gateway() -> tuple[int, Any]:
+    """The family and address to reach the gateway at, as the guard binds it (guard.py)."""
+    listen = config.GATEWAY_LISTEN[0]
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen.host, listen.host)
+    if config.is_ipv6_address(host):
+        return socket.AF_INET6, (host, listen.port)
+    return socket.AF_INET, (socket.gethostbyname(host), listen.port)
+
+
+_private: dict[str, str] = {}
+_private_lock = threading.Lock()
+
+
+def _private_dir() -> str:
+    """This emulator's directory of environments' sockets and the sandboxes' hosts file (0700,
+    removed at exit)."""
+    with _private_lock:
+        if "dir" not in _private:
+            os.makedirs(config.dirs.tmp, exist_ok=True)
+            directory = tempfile.mkdtemp(prefix="cloudlabs-lambda-net-", dir=config.dirs.tmp)
+            hosts = os.path.join(directory, "hosts")
+            names = [
+                "localhost.localstack.cloud",
+                config.LOCALSTACK_HOST.host,
+                socket.gethostname(),
+            ]
+            with open(hosts, "x") as file:
+                file.write(sandbox.hosts_file(names))
+            os.chmod(hosts, 0o644)
+            atexit.register(shutil.rmtree, directory, ignore_errors=True)
+            _private.update(dir=directory, hosts=hosts)
+        return _private["dir"]
+
+
+class _Network:
+    """An environment's way out: a unix socket, seen in the sandbox at
+    :data:`sandbox.EMULATOR_SOCKET`, whose connections a :class:`lambda_runtime.Relay` (one
+    thread) forwards to the gateway. Mode 0600, owned by the sandbox's uid (the emulator's
+    user when the sandbox is a user namespace, which maps its uid to that user)."""
+
+    def __init__(self, name: str, uid: int | None) -> None:
+        directory = _private_dir()
+        self.path = os.path.join(directory, f"{name}.sock")
+        self.sandbox = sandbox.SandboxNetwork(socket=self.path, hosts=_private["hosts"])
+        self.port = int(config.GATEWAY_LISTEN[0].port)
+        family, address = _gateway()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            fd = os.open(directory, os.O_PATH | os.O_DIRECTORY)
+            try:  # by the directory's descriptor: the path may be too long for a socket address
+                base = os.path.basename(self.path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(base, dir_fd=fd)
+                listener.bind(f"/proc/self/fd/{fd}/{base}")
+            finally:
+                os.close(fd)
+            os.chmod(self.path, 0o600)
+            if uid is not None:
+                os.chown(self.path, uid, uid)
+            listener.listen(128)
+            self._relay = lambda_runtime.Relay(
+                [listener],
+                lambda: lambda_runtime.start_connection(family, address),
+                max_connections=_MAX_CONNECTIONS,
+                name=f"lambda-net-{name}",
+            ).start()
+        except BaseException:
+            listener.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            raise
+
+    def close(self) -> None:
+        self._relay.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
 
 def _lines(stream: Any):
@@ -158,6 +249,7 @@ class LocalRuntimeExecutor(RuntimeExecutor):
         self._limits = sandbox.Limits(memory_mb=128, timeout=3)
         self._code: list[str] = []
         self._cpu_used = 0.0
+        self._network: _Network | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, env_vars: dict[str, str]) -> None:
@@ -173,7 +265,10 @@ class LocalRuntimeExecutor(RuntimeExecutor):
             self._sandbox = sandbox.resolve()
             if self._sandbox is not None and self._sandbox.privileged:
                 self._uid = sandbox.UIDS.acquire()
-        except sandbox.SandboxError as exc:
+            if self._sandbox is not None:
+                self._network = _Network(self.id, self._uid)
+        except (sandbox.SandboxError, OSError) as exc:
+            self.stop()
             raise LambdaRuntimeException(str(exc)) from exc
         storage = getattr(function, "ephemeral_storage", None)
         self._limits = sandbox.Limits(
@@ -201,7 +296,7 @@ class LocalRuntimeExecutor(RuntimeExecutor):
         self._env = env
         logs: list[str] = []
         if not self._spawn(logs):
-            self._kill()
+            self.stop()  # LocalStack does not stop an environment that failed to start
             raise LambdaRuntimeException(
                 "The execution environment did not start: " + ("".join(logs).strip() or "no output")
             )
@@ -210,6 +305,10 @@ class LocalRuntimeExecutor(RuntimeExecutor):
         """Starts a fresh environment; True once its runtime is ready (its output goes to logs)."""
         self._kill()
         self._cpu_used = 0.0
+        network = self._network
+        if self._sandbox is not None and network is None:  # stopped meanwhile
+            logs.append("the execution environment was stopped\n")
+            return False
         read_fd, write_fd = os.pipe()
         argv = [sys.executable, "-I", "-m", "cloudlabs_emulator.lambda_runtime"]
         # The runtime starts with the emulator's locale and path only: nothing the function sets
@@ -217,10 +316,20 @@ class LocalRuntimeExecutor(RuntimeExecutor):
         env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL") if key in os.environ}
         env.update({**sandbox.RUNTIME_ENV, "CLOUDLABS_LAMBDA_FD": str(write_fd)})
         task_root = self._env["LAMBDA_TASK_ROOT"]
-        if self._sandbox is not None:
+        setup: dict[str, Any] = {
+            "env": self._env,
+            "limits": self._limits.rlimits(),
+            "uid": self._uid,
+        }
+        if self._sandbox is not None and network is not None:
             command = self._sandbox.command(
-                argv, code_dirs=self._code, tmp_bytes=self._limits.tmp_bytes, chdir=task_root
+                argv,
+                code_dirs=self._code,
+                tmp_bytes=self._limits.tmp_bytes,
+                chdir=task_root,
+                network=network.sandbox,
             )
+            setup["network"] = {"socket": sandbox.EMULATOR_SOCKET, "port": network.port}
         else:
             command = argv
         try:
@@ -246,7 +355,6 @@ class LocalRuntimeExecutor(RuntimeExecutor):
             threading.Thread(
                 target=target, args=(stream, inbox), daemon=True, name=f"lambda-{self.id}"
             ).start()
-        setup = {"env": self._env, "limits": self._limits.rlimits(), "uid": self._uid}
         self._write(json.dumps(setup).encode() + b"\n")  # if it died, its output tells why
         deadline = time.monotonic() + _STARTUP_GRACE_SECONDS
         while True:
@@ -324,6 +432,9 @@ class LocalRuntimeExecutor(RuntimeExecutor):
 
     def stop(self) -> None:
         self._kill()
+        if self._network is not None:
+            self._network.close()
+            self._network = None
         if self._uid is not None:
             sandbox.UIDS.release(self._uid)
             self._uid = None
@@ -429,7 +540,7 @@ class LocalRuntimeExecutor(RuntimeExecutor):
             f"Max Memory Used: {min(used, memory)} MB\t\n"
         )
 
-    # -- addresses (the process talks to LocalStack on loopback) -----------------------------
+    # -- addresses (the process talks to LocalStack on its loopback: see _Network) ----------
     def get_address(self) -> str:
         return "127.0.0.1"
 

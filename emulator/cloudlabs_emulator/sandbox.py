@@ -9,9 +9,18 @@ imported from it), and the function's unzipped code and layers at their own path
 private tmpfs of the function's ephemeral-storage size and is ``HOME``; ``/dev`` and ``/proc`` are
 fresh. Nothing else exists in it: not the checkout, the emulator's state or temporary directory,
 other functions' code, ``/root``, ``/home`` or the host's ``/tmp``. The environment has its own
-pid, IPC and UTS namespaces and session; it shares the network, so functions reach the emulator on
-loopback. bwrap dies with the emulator (``--die-with-parent``) and the kernel kills every process
-of the pid namespace when its first process ends, so stopping the environment ends its whole tree.
+pid, IPC and UTS namespaces and session. bwrap dies with the emulator (``--die-with-parent``) and
+the kernel kills every process of the pid namespace when its first process ends, so stopping the
+environment ends its whole tree.
+
+Network. The environment has its own network namespace (``--unshare-net``): ``lo`` only (bwrap
+brings it up), no route anywhere, and not the host's loopback services (other local servers, the
+grader's kernels' ports) nor its abstract unix sockets. Its one way out is :data:`EMULATOR_SOCKET`,
+a unix socket of the executor's (:class:`SandboxNetwork`: one per environment, in a private
+directory of the emulator's state, bound here read-write) whose every connection the executor
+forwards to the gateway; the runtime forwards the gateway's port on ``127.0.0.1`` in here to it
+(:class:`cloudlabs_emulator.lambda_runtime.Relay`). ``/etc/hosts`` is the executor's: loopback
+names and LocalStack's host name (``LOCALSTACK_HOST``) are ``127.0.0.1``. There is no DNS.
 
 Privileges. Run as root (as the emulator is in the course's containers), bwrap keeps only
 CAP_SETUID and CAP_SETGID for the runtime, which switches to an unprivileged uid and gid of its own
@@ -44,6 +53,7 @@ works here, else plain processes, said once in the emulator's log).
 from __future__ import annotations
 
 import concurrent.futures
+import ipaddress
 import logging
 import math
 import os
@@ -97,11 +107,42 @@ _ETC = (
     "ssl/openssl.cnf",
     "timezone",
 )
-_PROBE = "import cloudlabs_emulator.lambda_runtime"
+#: Where an environment sees the executor's unix socket to the emulator's gateway.
+EMULATOR_SOCKET = "/run/cloudlabs/emulator.sock"
+#: The probe imports the runtime and connects over the new namespace's loopback (is lo up?).
+_PROBE = (
+    "import socket, cloudlabs_emulator.lambda_runtime\n"
+    "with socket.create_server(('127.0.0.1', 0)) as server:\n"
+    "    socket.create_connection(server.getsockname(), timeout=10).close()\n"
+)
 
 
 class SandboxError(RuntimeError):
     """The sandbox was asked for but cannot run here."""
+
+
+@dataclass(frozen=True)
+class SandboxNetwork:
+    """Host paths of an environment's way out: its unix socket and its ``/etc/hosts``."""
+
+    socket: str
+    hosts: str
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def hosts_file(names: list[str]) -> str:
+    """An ``/etc/hosts`` for sandboxes: ``localhost`` and ``names`` on 127.0.0.1."""
+    extra = " ".join(dict.fromkeys(n for n in names if n and n != "localhost" and not _is_ip(n)))
+    return (
+        f"127.0.0.1\tlocalhost {extra}".rstrip() + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -246,19 +287,20 @@ class Bubblewrap:
         self.sizes_tmpfs = "--size" in help_text
         self.disables_userns = "--disable-userns" in help_text
 
-    def binds(self, code_dirs: list[str]) -> list[str]:
+    def binds(self, code_dirs: list[str], network: SandboxNetwork | None = None) -> list[str]:
         """The filesystem options of the allow-list (after the tmpfs on /tmp)."""
         args: list[str] = []
         made = {"/", "/tmp"}
 
-        def bind(path: str) -> None:
-            """A read-only bind, its missing parents made traversable (bwrap makes them 0700)."""
+        def bind(path: str, source: str | None = None, option: str = "--ro-bind") -> None:
+            """A bind (read-only unless said), its missing parents made traversable (bwrap
+            makes them 0700)."""
             parents = [str(parent) for parent in reversed(Path(path).parents)]
             for parent in parents:
                 if parent not in made and not _under(parent, _SYSTEM_DIRS):
                     args.extend(["--perms", "0755", "--dir", parent])
                     made.add(parent)
-            args.extend(["--ro-bind", path, path])
+            args.extend([option, source or path, path])
             made.add(path)
 
         for directory in _SYSTEM_DIRS:
@@ -267,7 +309,9 @@ class Bubblewrap:
             elif os.path.isdir(directory):
                 args += ["--ro-bind", directory, directory]
         for name in _ETC:
-            if os.path.exists(f"/etc/{name}"):
+            if network is not None and name == "hosts":
+                bind("/etc/hosts", network.hosts)
+            elif os.path.exists(f"/etc/{name}"):
                 bind(f"/etc/{name}")
         for path in interpreter_paths():
             bind(path)
@@ -276,6 +320,8 @@ class Bubblewrap:
             bind(os.path.abspath(certs))
         for path in code_dirs:
             bind(path)
+        if network is not None:
+            bind(EMULATOR_SOCKET, network.socket, "--bind")
         return args
 
     def command(
@@ -285,7 +331,9 @@ class Bubblewrap:
         code_dirs: list[str],
         tmp_bytes: int,
         chdir: str,
+        network: SandboxNetwork | None = None,
     ) -> list[str]:
+        """bwrap running ``argv``; without ``network``, the environment has no way out at all."""
         tmpfs = ["--perms", "1777"]
         if self.sizes_tmpfs:
             tmpfs += ["--size", str(tmp_bytes)]
@@ -299,7 +347,7 @@ class Bubblewrap:
         return [
             self.path,
             *tmpfs,
-            *self.binds(code_dirs),
+            *self.binds(code_dirs, network),
             "--dev",
             "/dev",
             "--proc",
@@ -309,6 +357,7 @@ class Bubblewrap:
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
+            "--unshare-net",
             "--die-with-parent",
             "--new-session",
             *privileges,

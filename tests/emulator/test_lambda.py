@@ -178,6 +178,36 @@ def test_async_invoke_runs(aws, lam, function, table):
     wait_for(lambda: "async" in keys(aws, table))
 
 
+def test_async_invoke_with_destinations(aws, lam, function, table):
+    name = function()
+    sqs = aws.client("sqs")
+    arns = {}
+    for outcome in ("ok", "failed"):
+        url = sqs.create_queue(QueueName=f"{name}-{outcome}")["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        arns[outcome] = (url, attributes["Attributes"]["QueueArn"])
+    lam.put_function_event_invoke_config(
+        FunctionName=name,
+        MaximumRetryAttempts=0,
+        DestinationConfig={
+            "OnSuccess": {"Destination": arns["ok"][1]},
+            "OnFailure": {"Destination": arns["failed"][1]},
+        },
+    )
+    for event in ({"action": "put", "table": table, "key": "destined"}, {"action": "fail"}):
+        lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps(event).encode())
+
+    def record(outcome):
+        messages = sqs.receive_message(QueueUrl=arns[outcome][0], WaitTimeSeconds=1)
+        return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+    succeeded = wait_for(lambda: record("ok"), timeout=60)[0]
+    assert succeeded["requestContext"]["condition"] == "Success"
+    assert "destined" in keys(aws, table)
+    failed = wait_for(lambda: record("failed"), timeout=60)[0]
+    assert failed["responsePayload"]["errorMessage"] == "asked to fail"
+
+
 def test_versions_and_aliases(lam, function):
     name = function()
     version = lam.publish_version(FunctionName=name)["Version"]

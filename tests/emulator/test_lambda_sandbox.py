@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from grader import ROOT
 from grader import emulator as emu
 from grader.emulator import embedded
 from tests.conftest import emulator_config
-from tests.emulator.test_lambda import zipped
+from tests.emulator.test_lambda import wait_for, zipped
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
@@ -27,7 +28,7 @@ EMULATOR_PYTHON = ROOT / ".venv-emulator" / "bin" / "python"
 AS_ROOT = os.geteuid() == 0  # as the emulator: it runs as this test's user
 
 PROBE = r"""
-import json, os, resource, signal, subprocess, sys, time
+import errno, json, os, resource, signal, socket, subprocess, sys, time
 import boto3
 
 
@@ -117,6 +118,22 @@ def handler(event, context):
         return "spawned"
     if action == "queues":
         return boto3.client("sqs").list_queues().get("QueueUrls", [])
+    if action == "network":
+        def connect(kind, address):  # once, with a short timeout: refused, unreachable or reached
+            family = {"tcp": socket.AF_INET, "unix": socket.AF_UNIX}[kind]
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.settimeout(2)
+                try:
+                    sock.connect(tuple(address) if kind == "tcp" else address)
+                except OSError as exc:
+                    return errno.errorcode.get(exc.errno, type(exc).__name__)
+                return "connected"
+        return {"queues": boto3.client("sqs").list_queues().get("QueueUrls", []),
+                "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+                "runtime": os.environ.get("LOCALSTACK_RUNTIME_ID"),
+                "names": {n: attempt(lambda n=n: socket.gethostbyname(n))
+                          for n in ("localhost", "localhost.localstack.cloud")},
+                "targets": [connect(kind, address) for kind, address in event["targets"]]}
     raise ValueError(action)
 """
 
@@ -200,11 +217,7 @@ def test_function_sees_none_of_the_machines_files(lam, probe, home, tmp_path):
             home / "state",
             other_root,
             tmp_path,
-            *[
-                p
-                for p in map(Path, ("/home", "/run", "/var", "/opt", "/mnt", "/srv"))
-                if p.exists()
-            ],
+            *[p for p in map(Path, ("/home", "/var", "/opt", "/mnt", "/srv")) if p.exists()],
         ]
         for path in files + hidden:
             assert path.exists(), path  # so that "not found" below means hidden
@@ -216,11 +229,15 @@ def test_function_sees_none_of_the_machines_files(lam, probe, home, tmp_path):
         home: {"state", "emulator.log", "admin-token", "emulator.json"},
         Path(where["task_root"]).parent.parent: {other_root.parent.name},  # every function's code
         Path.home(): {p.name for p in host_home_files},
+        Path("/run"): set(os.listdir("/run")) - {"cloudlabs"} if Path("/run").is_dir() else set(),
     }
     listed = call(lam, name, {"action": "list", "paths": [str(p) for p in ways]})
     for path, secrets in ways.items():
         entries = listed[str(path)]
         assert isinstance(entries, str) or not secrets & set(entries), (path, entries)
+    # /run holds the way to the emulator's socket only (see test_network_reaches_the_emulator_only)
+    run = call(lam, name, {"action": "list", "paths": ["/run", "/run/cloudlabs"]})
+    assert run == {"/run": ["cloudlabs"], "/run/cloudlabs": ["emulator.sock"]}
     # what it does see: its own code, read-only
     seen = call(lam, name, {"action": "read", "paths": [f"{where['task_root']}/app.py"]})
     assert all(value.startswith("ok:") for value in seen.values())
@@ -359,6 +376,74 @@ def test_nothing_of_the_function_runs_before_the_runtime_drops_privileges(lam, a
 def test_function_still_reaches_the_emulator_in_its_own_account(aws, lam, probe):
     url = aws.client("sqs").create_queue(QueueName="sandboxed")["QueueUrl"]
     assert call(lam, probe(), {"action": "queues"}) == [url]
+
+
+def host_addresses() -> list[str]:
+    """The machine's IPv4 addresses other than loopback."""
+    import socket
+
+    return [
+        address.address
+        for addresses in psutil.net_if_addrs().values()
+        for address in addresses
+        if address.family == socket.AF_INET and not address.address.startswith("127.")
+    ]
+
+
+def test_network_reaches_the_emulator_only(aws, lam, probe, emulator):
+    """The function's network: the emulator, through its endpoint, and nothing else. The test's
+    servers only listen; the function tries each once and says why it could not connect."""
+    import socket
+
+    url = aws.client("sqs").create_queue(QueueName="reachable")["QueueUrl"]
+    servers = [socket.create_server(("127.0.0.1", 0))]  # a local service on the host's loopback
+    servers += [socket.create_server((address, 0)) for address in host_addresses()[:1]]
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # the host's abstract sockets
+    abstract.bind(f"\0cloudlabs-test-{uuid.uuid4().hex}")
+    abstract.listen()
+    servers.append(abstract)
+    try:
+        targets = [["tcp", list(server.getsockname())] for server in servers[:-1]]
+        targets.append(["unix", abstract.getsockname().decode()])
+        result = call(lam, probe(), {"action": "network", "targets": targets})
+        assert result["queues"] == [url]  # boto3 reaches the emulator at the endpoint it was told
+        port = urllib.parse.urlsplit(emulator.endpoint_url).port
+        assert result["endpoint"] == f"http://127.0.0.1:{port}"
+        assert result["names"] == {n: "ok:127.0.0.1" for n in result["names"]}
+        outcomes = result["targets"]
+        assert outcomes[0] == "ECONNREFUSED", result  # nothing listens on the sandbox's loopback
+        assert outcomes[1:-1] == ["ENETUNREACH"] * len(outcomes[1:-1]), result  # no route out
+        assert outcomes[-1] == "ECONNREFUSED", result  # another network namespace's
+        for server in servers:  # and nothing arrived
+            server.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                server.accept()
+    finally:
+        for server in servers:
+            server.close()
+
+
+def emulator_unix_sockets(pid: int, name: str) -> list[str]:
+    return [
+        c.laddr
+        for c in psutil.Process(pid).net_connections(kind="unix")
+        if isinstance(c.laddr, str) and c.laddr.endswith(f"/{name}")
+    ]
+
+
+def test_network_ends_with_the_environment(lam, probe, emulator, home):
+    """The environment's socket to the emulator exists while the environment does."""
+    name = probe("net-lifetime")
+    runtime = call(lam, name, {"action": "network", "targets": []})["runtime"]
+    socket_name = f"{runtime}.sock"
+    pid = emulator.status().pid
+    (path,) = [p for p in (home / "state").rglob(socket_name) if p.is_socket()]
+    assert path.parent.name.startswith("cloudlabs-lambda-net-")
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert emulator_unix_sockets(pid, socket_name)
+    lam.delete_function(FunctionName=name)
+    wait_for(lambda: not path.exists() and not emulator_unix_sockets(pid, socket_name))
 
 
 def test_timeout_ends_the_whole_process_tree(lam, probe):
