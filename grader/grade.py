@@ -136,7 +136,9 @@ def main(
 
     def one(submission: Submission) -> SubmissionResult:
         result = _attempts(submission)
-        # rejected students get a page that says why
+        # saved the moment it is done (a killed run keeps it), then its page (rejected students
+        # get one that says why)
+        result.save(workspace.result_path(result.student))
         feedback.write(result, the_lab, workspace, release)
         return result
 
@@ -163,8 +165,9 @@ def main(
         if todo:
             tests.warm(min(len(todo), max(1, config.workers)))
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
-            for count, result in enumerate(pool.map(one, todo), start=1):
-                result.save(workspace.result_path(result.student))
+            futures = [pool.submit(one, submission) for submission in todo]
+            for count, future in enumerate(concurrent.futures.as_completed(futures), start=1):
+                result = future.result()
                 done.append(result)
                 if progress:
                     progress(result, count, len(todo))
