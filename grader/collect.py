@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -37,6 +38,15 @@ class Submission:
     student: str
     path: Path | None  #: the notebook; None when there is nothing gradable
     problem: str = ""  #: why it cannot be graded (then ``path`` may be None)
+
+    def digest(self) -> str:
+        """SHA-256 of the submitted file ("" when there is none or it cannot be read)."""
+        if self.path is None:
+            return ""
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
+        except OSError:
+            return ""
 
 
 def _student_from_name(name: str, lab: str) -> str:

@@ -114,7 +114,11 @@ def main(
         path = workspace.result_path(submission.student)
         if not force and path.exists():
             previous = SubmissionResult.load(path)
-            if previous.lab_digest == the_lab.digest and previous.status != INFRA:
+            if (
+                previous.lab_digest == the_lab.digest
+                and previous.source_digest == submission.digest()
+                and previous.status != INFRA
+            ):
                 done.append(previous)
                 continue
         todo.append(submission)

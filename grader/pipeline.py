@@ -85,6 +85,7 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
     result = SubmissionResult(
         submission.student, lab.name, GRADED, max_score=lab.max_score,
         source=str(submission.path or ""), lab_digest=lab.digest,
+        source_digest=submission.digest(),
     )  # fmt: skip
     if submission.problem or submission.path is None:
         return _rejected(result, submission.problem or "nothing to grade")

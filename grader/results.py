@@ -68,6 +68,7 @@ class SubmissionResult:
     prefix: str = ""
     source: str = ""  #: the submitted file
     lab_digest: str = ""
+    source_digest: str = ""  #: SHA-256 of the submitted file: a changed notebook is regraded
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property

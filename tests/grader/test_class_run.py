@@ -31,6 +31,10 @@ def test_rerun_skips_graded_submissions_and_force_regrades(tmp_path, minilab_rel
     second = run(submissions, tmp_path / "out", emulator)
     assert second.skipped == 1
     assert {r.student: r.score for r in second.results} == {"ann": 9, "ben": 0}
+    write_class(submissions, {"ben": answered(minilab_release)})  # ben hands in a new notebook
+    third = run(submissions, tmp_path / "out", emulator)
+    assert third.skipped == 1  # ann's is kept; ben's changed, so it is graded again
+    assert {r.student: r.score for r in third.results} == {"ann": 9, "ben": 9}
     forced = run(submissions, tmp_path / "out", emulator, force=True)
     assert forced.skipped == 0
     assert forced.results[0].account_id != first.results[0].account_id
