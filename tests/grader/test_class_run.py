@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
+
+import pytest
 
 from grader import emulator as emu
 from grader import grade
@@ -40,28 +40,38 @@ def test_rerun_skips_graded_submissions_and_force_regrades(tmp_path, minilab_rel
     assert forced.results[0].account_id != first.results[0].account_id
 
 
-def test_emulator_death_mid_run_is_recovered(tmp_path, minilab_release):
-    """Kill the emulator while a slow submission runs: it is restarted and the submission graded
-    again from scratch, with its full score."""
+@pytest.mark.parametrize("fault", ["killed", "restarted"])
+def test_an_emulator_lost_mid_submission_is_noticed_and_the_submission_regraded(
+    tmp_path, minilab_release, monkeypatch, fault
+):
+    """The emulator dies (or is restarted behind the grader's back, empty but healthy) while a
+    submission's tests run: the grader notices (health, instance id), restarts it if needed and
+    grades the submission again from scratch, with its full score. The fault is injected at a
+    fixed point, the first test of the run, never by a timer."""
+    from grader.trusted import TestProcess
+
     own = emu.create(emulator_config(tmp_path / "emu"))
     own.start()
+    real_run = TestProcess.run
+    pending = {"faults": 1}
+
+    def faulty_run(self, *args, **kwargs):
+        if pending["faults"]:
+            pending["faults"] -= 1
+            if fault == "killed":
+                os.killpg(own.status().pid, signal.SIGKILL)
+            else:
+                own.stop()
+                own.start()
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(TestProcess, "run", faulty_run)
     try:
-        slow = answered(
-            minilab_release, kc1_solution='import time\ntime.sleep(6)\nanswer_1 = "B"\n'
-        )
-        submissions = write_class(tmp_path / "in", {"slow": slow})
-
-        def kill_soon():
-            time.sleep(4)
-            os.killpg(own.status().pid, signal.SIGKILL)
-
-        killer = threading.Thread(target=kill_soon)
-        killer.start()
+        submissions = write_class(tmp_path / "in", {"ann": answered(minilab_release)})
         result = run(submissions, tmp_path / "out", own)
-        killer.join()
-        (slow_result,) = result.results
-        assert slow_result.status == "graded", slow_result.reason
-        assert slow_result.score == 9
+        (ann,) = result.results
+        assert pending["faults"] == 0  # the fault happened
+        assert (ann.status, ann.score) == ("graded", 9), (ann.reason, ann.notes)
         assert grade.exit_code(result) == 0
         assert own.status().running
     finally:
@@ -87,15 +97,21 @@ def test_unrecoverable_emulator_is_an_infrastructure_failure(
 
     own.start()  # healthy before the run, so the kill below can only land while grading
     monkeypatch.setattr(EmbeddedEmulator, "start", flaky_start)
-    slow = answered(minilab_release, kc1_solution='import time\ntime.sleep(6)\nanswer_1 = "B"\n')
-    submissions = write_class(tmp_path / "in", {"cara": slow})
-    killer = threading.Timer(4, lambda: os.killpg(own.status().pid, signal.SIGKILL))
-    killer.start()
+    from grader.trusted import TestProcess
+
+    real_run = TestProcess.run
+
+    def killing_run(self, *args, **kwargs):  # the fault, at the first test of the run
+        if own.status().running:
+            os.killpg(own.status().pid, signal.SIGKILL)
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(TestProcess, "run", killing_run)
+    submissions = write_class(tmp_path / "in", {"cara": answered(minilab_release)})
     try:
         result = run(submissions, tmp_path / "out", own)
         assert grade.exit_code(result) == 3
         assert result.results[0].status == "infrastructure-error"
         assert "cannot start" in result.results[0].reason
     finally:
-        killer.cancel()
         own.stop()
