@@ -83,9 +83,13 @@ def is_solution(cell: NotebookNode) -> bool:
     return bool(nbgrader(cell).get("solution"))
 
 
+_STATE_ID = re.compile(r"^(?:ex|kc)\d+_state(?:_[a-z0-9_]+)?$")
+
+
 def is_state_check(cell: NotebookNode) -> bool:
-    gid = grade_id(cell) or ""
-    return is_graded(cell) and "_state" in gid
+    """A graded cell whose grade id is ``exN_state`` or ``exN_state_<x>`` (not any id that
+    merely contains "_state", such as ``ex2_test_statement``)."""
+    return is_graded(cell) and bool(_STATE_ID.match(grade_id(cell) or ""))
 
 
 def is_test(cell: NotebookNode) -> bool:

@@ -47,3 +47,12 @@ def test_sections_follow_headings_and_grade_ids():
 def test_hint_is_read_from_the_first_comment():
     cell = f.test("ex1_test_a", "assert True", hint="look at the bucket name")
     assert nbu.hint(cell) == "look at the bucket name"
+
+
+@pytest.mark.parametrize(
+    ("grade_id", "state"),
+    [("ex1_state", True), ("ex6_state_b", True), ("ex2_test_statement", False),
+     ("ex3_test_state", False), ("ex1_statefulness", False)],
+)  # fmt: skip
+def test_state_check_cells_are_told_by_their_whole_grade_id(grade_id, state):
+    assert nbu.is_state_check(f.state(grade_id, "x")) is state
