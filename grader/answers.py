@@ -30,7 +30,6 @@ from grader import notebook as nbu
 TAG = "__cloudlabs_type__"
 #: Characters of JSON one export may send (answers are ids, short strings and small lists).
 MAX_EXPORT_CHARS = 2_000_000
-SETUP_TAGS = {"parameters", "injected-parameters", "setup"}
 PARAMETER_NAMES = ("endpoint_url", "region", "account_id", "prefix")
 
 # -- what a test reads ------------------------------------------------------------------------

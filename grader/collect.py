@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import re
@@ -39,8 +40,10 @@ class Submission:
     path: Path | None  #: the notebook; None when there is nothing gradable
     problem: str = ""  #: why it cannot be graded (then ``path`` may be None)
 
+    @functools.cached_property
     def digest(self) -> str:
-        """SHA-256 of the submitted file ("" when there is none or it cannot be read)."""
+        """SHA-256 of the submitted file ("" when there is none or it cannot be read); read
+        once, whether the resume check or the grading asks first."""
         if self.path is None:
             return ""
         try:

@@ -44,7 +44,6 @@ from grader.errors import EmulatorError
 from grader.trusted import TestProcess
 
 LOG = logging.getLogger(__name__)
-SETUP_TAGS = {"parameters", "injected-parameters", "setup"}
 
 
 @dataclasses.dataclass
@@ -182,7 +181,7 @@ class GradingClient(OutputCaps, PapermillNotebookClient):
                 f"directory?): {exc}"
             ) from exc
         for cell in self.nb.cells:
-            if cell.cell_type == "code" and SETUP_TAGS & set(nbu.tags(cell)):
+            if cell.cell_type == "code" and nbu.SETUP_TAGS & set(nbu.tags(cell)):
                 reply = self.wait_for_reply(self.kc.execute(cell.source, store_history=False))
                 if (reply or {}).get("content", {}).get("status") != "ok":
                     if self.emulator_alive is not None and not self.emulator_alive():

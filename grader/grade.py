@@ -116,7 +116,7 @@ def main(
             previous = SubmissionResult.load(path)
             if (
                 previous.lab_digest == the_lab.digest
-                and previous.source_digest == submission.digest()
+                and previous.source_digest == submission.digest
                 and previous.status != INFRA
             ):
                 done.append(previous)

@@ -18,6 +18,8 @@ from grader.errors import SubmissionError
 _SECTION = re.compile(r"^((?:ex|kc)\d+)_")
 _HEADING = re.compile(r"^##\s+(Exercise\s+(\d+)|Knowledge check)", re.IGNORECASE)
 MAX_NOTEBOOK_BYTES = 20 * 2**20
+#: Tags of the cells the lab runs before any answer (and again after a kernel restart).
+SETUP_TAGS = frozenset({"parameters", "injected-parameters", "setup"})
 
 
 def read(path: Path) -> NotebookNode:

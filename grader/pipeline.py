@@ -85,7 +85,7 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
     result = SubmissionResult(
         submission.student, lab.name, GRADED, max_score=lab.max_score,
         source=str(submission.path or ""), lab_digest=lab.digest,
-        source_digest=submission.digest(),
+        source_digest=submission.digest,
     )  # fmt: skip
     if submission.problem or submission.path is None:
         return _rejected(result, submission.problem or "nothing to grade")
@@ -151,7 +151,7 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
             CellResult(graded.grade_id, graded.kind, graded.section, got, top,
                        passed=got >= top, message=message, hint=graded.hint)
         )  # fmt: skip
-    result.score = round(sum(c.points for c in result.cells), 6)
+    result.add_up()
     path = ctx.workspace.autograded_path(result.student, lab.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(executed, str(path))

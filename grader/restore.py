@@ -53,7 +53,7 @@ def restore(submission: NotebookNode, *, lab: Lab, release: NotebookNode) -> Res
         elif (
             cell.cell_type == "code"
             and cell.source.strip()
-            and not {"parameters", "injected-parameters", "setup"} & set(nbu.tags(cell))
+            and not nbu.SETUP_TAGS & set(nbu.tags(cell))
             and nbu.normalized_source(cell.source) not in lab_sources
         ):
             extras.setdefault(anchor, []).append(_plain(cell))

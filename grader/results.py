@@ -71,6 +71,10 @@ class SubmissionResult:
     source_digest: str = ""  #: SHA-256 of the submitted file: a changed notebook is regraded
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
+    def add_up(self) -> None:
+        """Set ``score`` from the cells (rounded: shares of points add up to 32.4999999...)."""
+        self.score = round(sum(c.points for c in self.cells), 6)
+
     @property
     def exercises(self) -> dict[str, tuple[float, float]]:
         """(score, max) per exercise, in the lab's order."""

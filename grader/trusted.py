@@ -29,13 +29,13 @@ import itertools
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -114,8 +114,6 @@ class TestProcess:
         for stream in (self._process.stdin, self._process.stdout):
             with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
-        import shutil
-
         shutil.rmtree(self._cwd, ignore_errors=True)
 
     # -- the conversation ----------------------------------------------------------------------
@@ -319,12 +317,12 @@ def _unavailable(name: str, missing: ans.Unavailable) -> list[str]:
 
 
 def _describe(exc: BaseException) -> list[str]:
-    text = str(exc)
-    if not text and isinstance(exc, AssertionError):
-        text = "a check of this test failed"
-    if isinstance(exc, SyntaxError | KeyboardInterrupt | SystemExit | MemoryError):
-        text = text or type(exc).__name__
-    return [type(exc).__name__, text[:2000] or "".join(traceback.format_exception_only(exc))]
+    """(name, one-line message) of what a test or the setup raised; never a traceback, which
+    could quote the test's hidden lines."""
+    text = str(exc)[:2000]
+    if not text:
+        text = "a check of this test failed" if isinstance(exc, AssertionError) else "no message"
+    return [type(exc).__name__, text]
 
 
 @contextlib.contextmanager
