@@ -7,6 +7,9 @@ hints for what failed. Nothing is recorded anywhere but a temporary workspace.
 
 from __future__ import annotations
 
+import dataclasses
+import html
+import os
 import shutil
 from pathlib import Path
 
@@ -15,13 +18,15 @@ import nbformat
 from grader import emulator as emu
 from grader import labs as lab_index
 from grader import notebook as nbu
+from grader import summary
 from grader.collect import Submission
 from grader.config import EmulatorConfig, GradeConfig, load
 from grader.errors import CloudlabsError, EmulatorError
 from grader.grade import prepare_workspace
-from grader.labs import Lab
+from grader.labs import Lab, find
 from grader.pipeline import Context, Workspace, grade
 from grader.results import SubmissionResult
+from grader.text import clean
 
 
 def resolve(
@@ -114,21 +119,34 @@ def _cached_workspace(lab: Lab, cache: Path):
 
 
 def report(result: SubmissionResult, lab: Lab) -> str:
-    """The table a student reads."""
-    if result.status != "graded":
-        return f"{lab.name}: not graded — {result.reason}"
-    lines = [
-        f"{lab.name}: {result.score:g} / {result.max_score:g} (visible tests and state checks)",
-        "",
-    ]
-    for section, (got, top) in result.exercises.items():
-        mark = "ok " if got >= top else "   "
-        lines.append(f"{mark}{got:>5g} / {top:<4g} {nbu.exercise_title(lab.notebook, section)}")
-        for cell in result.cells:
-            if cell.section == section and not cell.passed:
-                lines.append(f"           {cell.grade_id}: {cell.message}")
-                if cell.hint:
-                    lines.append(f"           hint: {cell.hint}")
-    if result.notes:
-        lines += ["", *[f"note: {n}" for n in result.notes]]
-    return "\n".join(lines)
+    """The table a student reads in a terminal."""
+    return summary.text(
+        result, lab, heading=f"{lab.name}: your self-check (visible tests and state checks)"
+    )
+
+
+@dataclasses.dataclass
+class Shown:
+    """A self-check as a notebook shows it: an HTML table (the same text in a terminal)."""
+
+    result: SubmissionResult
+    lab: Lab
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<li>{html.escape(clean(n, 500))}</li>" for n in self.result.notes[:20])
+        return summary.html_table(self.result, self.lab) + (
+            f"<ul class='note'>{notes}</ul>" if notes else ""
+        )
+
+    def __repr__(self) -> str:
+        return report(self.result, self.lab)
+
+
+def show(lab: str) -> Shown:
+    """The check cell at the end of a lab: grade the saved notebook this kernel belongs to (or,
+    when the kernel does not know its notebook, the lab's own copy in labs/)."""
+    session = os.environ.get("JPY_SESSION_NAME", "")
+    path = Path(session) if session.endswith(".ipynb") else None
+    target = str(path) if path and path.is_file() else lab
+    result = main(target=target)
+    return Shown(result, find(result.lab))

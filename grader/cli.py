@@ -31,7 +31,10 @@ def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-port_option = click.option("--port", type=int, default=None, help="Emulator port (default 4566).")
+port_option = click.option(
+    "--emulator-port", "--port", "port", type=int, default=None,
+    help="The emulator's port (default 4566, or CLOUDLABS_EMULATOR_PORT).",
+)  # fmt: skip
 
 
 @click.group()
@@ -197,10 +200,19 @@ def demo(labs: tuple[str, ...], workers: int | None) -> None:
 
 
 @cli.command()
-@click.option("--port", type=int, default=None, help="JupyterLab port (default 8888).")
+@click.option("--lab-port", type=int, default=None, help="JupyterLab's port (default 8888).")
+@click.option(
+    "--emulator-port", type=int, default=None,
+    help="The emulator's port (default 4566, or CLOUDLABS_EMULATOR_PORT).",
+)  # fmt: skip
+@click.option("--no-browser", is_flag=True, help="Do not open a browser (print the URL).")
+@click.option("--instructor", is_flag=True, help="Keep nbgrader's instructor tools (formgrader).")
 @_reports_errors
-def lab(port: int | None) -> None:
-    """Start the emulator and JupyterLab on labs/ (formgrader is available to instructors)."""
+def lab(
+    lab_port: int | None, emulator_port: int | None, no_browser: bool, instructor: bool
+) -> None:
+    """Start the emulator and JupyterLab on the course, opened on course/00-start-here.ipynb."""
     from grader import jupyter
 
-    jupyter.main(port=port)
+    jupyter.main(lab_port=lab_port, emulator_port=emulator_port, open_browser=not no_browser,
+                 instructor=instructor)  # fmt: skip

@@ -20,6 +20,7 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_output
 
 from grader import notebook as nbu
+from grader import summary
 from grader.labs import Lab
 from grader.pipeline import Workspace
 from grader.results import (
@@ -41,7 +42,7 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
-.ok{color:#11702a}.no{color:#a4161a}.note{color:#555}
+.ok{color:#11702a}summary{cursor:pointer}.no{color:#a4161a}.note{color:#555}
 """
 
 
@@ -55,25 +56,10 @@ def summary_html(result: SubmissionResult, lab: Lab) -> str:
     if result.status != "graded":
         parts.append(f"<p class='no'><b>Not graded:</b> {e(result.reason, REASON_LIMIT)}</p>")
         return "\n".join(parts)
-    parts.append(f"<p><b>Score: {result.score:g} / {result.max_score:g}</b></p>")
-    parts.append("<table><tr><th>Exercise</th><th>Points</th></tr>")
-    for section, (got, top) in result.exercises.items():
-        title = nbu.exercise_title(lab.notebook, section)
-        parts.append(f"<tr><td>{e(title)}</td><td>{got:g} / {top:g}</td></tr>")
     parts.append(
-        "</table><h2>Checks</h2><table><tr><th>Check</th><th>Result</th><th>Hint</th></tr>"
+        f"<p><b>Score: {summary.points(result.score)} / {summary.points(result.max_score)}</b></p>"
     )
-    for cell in result.cells:
-        mark = (
-            "<span class='ok'>passed</span>"
-            if cell.passed
-            else f"<span class='no'>{e(cell.message or 'failed')}</span>"
-        )
-        hint = "" if cell.passed else e(cell.hint)
-        parts.append(
-            f"<tr><td>{e(cell.grade_id)} ({cell.points:g}/{cell.max_points:g})</td><td>{mark}</td><td>{hint}</td></tr>"
-        )
-    parts.append("</table>")
+    parts.append(summary.html_table(result, lab))
     if result.notes:
         parts.append("<h2>Notes</h2><ul class='note'>")
         notes = clean_lines(result.notes, limit=NOTE_LIMIT, count=MAX_NOTES)

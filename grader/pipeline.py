@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from grader import nbgrader_glue, sandbox, score, verify
+from grader import nbgrader_glue, plain, sandbox, score, summary, verify
 from grader import notebook as nbu
 from grader.collect import Submission
 from grader.config import GradeConfig
@@ -29,7 +29,7 @@ from grader.errors import CloudlabsError, EmulatorError, SubmissionError
 from grader.execute import Tests, execute
 from grader.labs import Lab
 from grader.restore import restore
-from grader.results import GRADED, INFRA, REJECTED, CellResult, SubmissionResult
+from grader.results import GATED, GRADED, INFRA, REJECTED, CellResult, SubmissionResult
 from grader.statecheck import session_for
 from grader.trusted import TestPool, TestProcess
 
@@ -120,6 +120,7 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
 
     started = time.monotonic()
     executed = execution.notebook
+    _answer_outcomes(executed, result)
     checks = verify.verify(
         lab=lab, endpoint_url=ctx.endpoint_url, account_id=result.account_id,
         prefix=result.prefix, region=ctx.region,
@@ -147,6 +148,11 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
             message = (
                 score.failure_message(by_id[graded.grade_id]) if graded.grade_id in by_id else ""
             )
+            if not message and got < top:
+                message = (
+                    f"{GATED} it earns {summary.points(got)}/{summary.points(top)}: not all the "
+                    "resources this exercise asks for were found in your account"
+                )
         result.cells.append(
             CellResult(graded.grade_id, graded.kind, graded.section, got, top,
                        passed=got >= top, message=message, hint=graded.hint)
@@ -156,6 +162,22 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(executed, str(path))
     return result
+
+
+def _answer_outcomes(executed: NotebookNode, result: SubmissionResult) -> None:
+    """Which exercises were not attempted, and the first error each answer cell raised."""
+    for cell, section in zip(executed.cells, nbu.sections(executed), strict=True):
+        if not section or not nbu.is_solution(cell) or cell.cell_type != "code":
+            continue
+        error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+        if error is None:
+            continue
+        name, value = str(error.get("ename", "")), str(error.get("evalue", ""))
+        if name == "NotImplementedError":
+            if section not in result.unattempted:
+                result.unattempted.append(section)
+        else:
+            result.answer_errors.setdefault(section, plain.explain_text(name, value))
 
 
 def _instance(ctx: Context) -> str | None:

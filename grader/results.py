@@ -23,6 +23,10 @@ MAX_NOTES = 100  #: notes kept; then one line says how many more there were
 REASON_LIMIT = 2_000  #: the reason and the other texts of a result
 
 
+#: The start of the message of a test that passed but earns less (grader.verify.gate_tests).
+GATED = "this test passed, but"
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and
     ``os.replace``: readers, and a run killed half-way, see the old file or the new one, never
@@ -70,6 +74,10 @@ class SubmissionResult:
     lab_digest: str = ""
     source_digest: str = ""  #: SHA-256 of the submitted file: a changed notebook is regraded
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: exercises whose answer cell still raises NotImplementedError (the release's placeholder)
+    unattempted: list[str] = dataclasses.field(default_factory=list)
+    #: exercise -> the first error an answer cell raised, in plain words (:mod:`grader.plain`)
+    answer_errors: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def add_up(self) -> None:
         """Set ``score`` from the cells (rounded: shares of points add up to 32.4999999...)."""
@@ -97,6 +105,9 @@ class SubmissionResult:
                 if isinstance(value, str):
                     cell[key] = clean(value, MESSAGE_LIMIT)
         data["timings"] = {clean(k, 100): v for k, v in self.timings.items()}
+        data["answer_errors"] = {
+            clean(k, 100): clean(v, MESSAGE_LIMIT) for k, v in self.answer_errors.items()
+        }
         data["exercises"] = {
             clean(k, 100): {"score": s, "max": m} for k, (s, m) in self.exercises.items()
         }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from nbformat import NotebookNode
 
-from grader import nbgrader_glue
+from grader import nbgrader_glue, plain
 from grader import notebook as nbu
 from grader.execute import not_run_output
 
@@ -47,7 +47,7 @@ def failure_message(cell: NotebookNode) -> str:
     for output in cell.get("outputs", []):
         if output.output_type == "error":
             name, value = output.get("ename", "Error"), output.get("evalue", "")
-            if name == "NotRun":
-                return value
-            return f"{name}: {value}" if value else name
+            if name in {"NotRun", "AWSError", "AssertionError", "StudentCodeError"} and value:
+                return value  # already a sentence for the student
+            return plain.explain_text(name, value)
     return ""

@@ -36,6 +36,8 @@ import botocore.config
 import botocore.loaders
 import botocore.session
 
+from grader.plain import explain_exception
+
 CheckFunction = Callable[[Any, str], float | bool | None]
 _MARK = "__cloudlabs_state_check__"
 #: The most a state check or a test reads of one S3 object or Lambda payload: a student can
@@ -163,7 +165,7 @@ def run_check(grade_id: str, check: CheckFunction, *, aws: Any, prefix: str) -> 
     except AssertionError as exc:
         return CheckResult(grade_id, earned, str(exc) or "the expected resource is not there")
     except Exception as exc:  # a missing resource usually surfaces as a botocore ClientError
-        reason = traceback.format_exception_only(exc)[-1].strip()
+        reason = explain_exception(exc) or traceback.format_exception_only(exc)[-1].strip()
         return CheckResult(grade_id, earned, reason)
     if outcome is None or outcome is True:
         return CheckResult(grade_id, 1.0, "")

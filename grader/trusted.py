@@ -235,6 +235,10 @@ class TestPool:
 # -- the worker ---------------------------------------------------------------------------------
 
 
+#: The name of a test's error whose message is already in plain words (a failed AWS call).
+PLAIN_ERROR = "AWSError"
+
+
 class StudentCodeError(Exception):
     """Raised in a test when a function the student wrote raised, or returned no plain data."""
 
@@ -319,6 +323,11 @@ def _unavailable(name: str, missing: ans.Unavailable) -> list[str]:
 def _describe(exc: BaseException) -> list[str]:
     """(name, one-line message) of what a test or the setup raised; never a traceback, which
     could quote the test's hidden lines."""
+    from grader.plain import explain_exception
+
+    plain = explain_exception(exc)
+    if plain is not None:
+        return [PLAIN_ERROR, plain[:2000]]
     text = str(exc)[:2000]
     if not text:
         text = "a check of this test failed" if isinstance(exc, AssertionError) else "no message"

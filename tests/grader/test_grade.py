@@ -190,7 +190,7 @@ def test_sandbox_hides_lab_sources(graded):
         pytest.skip("bubblewrap is not installed (make setup installs it as root)")
     results, _ = graded
     assert cell(results["thief"], "kc1_test").passed is False
-    assert cell(results["thief"], "kc1_test").message.startswith("AssertionError")
+    assert cell(results["thief"], "kc1_test").message == "answer with one letter"  # found nothing
 
 
 def test_remote_kill_is_refused_and_the_class_goes_on(graded):
