@@ -10,9 +10,9 @@ EMU_VENV := .venv-emulator
 PIP_FLAGS := --disable-pip-version-check --quiet
 PYTEST_ARGS ?=
 
-.PHONY: setup sandbox-tool test demo up down lab lint format release validate lock clean
+.PHONY: setup sandbox-tool browser test demo up down lab lint format release validate lock clean
 
-setup: $(VENV)/.installed $(EMU_VENV)/.installed sandbox-tool
+setup: $(VENV)/.installed $(EMU_VENV)/.installed sandbox-tool browser
 
 # bubblewrap sandboxes student kernels while grading (grader/sandbox.py). Installed from Debian
 # when we can (root with apt-get, as on CI); otherwise grading runs unsandboxed and says so.
@@ -26,6 +26,20 @@ sandbox-tool:
 	  else \
 	    echo "cloudlabs: bubblewrap (bwrap) not found; install it (Debian: apt-get install bubblewrap)" \
 	         "to sandbox student code while grading"; \
+	  fi; }
+
+# Chromium drives JupyterLab like a student in tests/browser (Playwright, never `playwright install`:
+# it launches Debian's /usr/bin/chromium). Installed when we can; otherwise those tests are skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "==> installing chromium (apt-get)"; \
+	    (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) || \
+	    echo "cloudlabs: could not install chromium; the browser tests (tests/browser) will be skipped"; \
+	  else \
+	    echo "cloudlabs: chromium not found; install it (Debian: apt-get install chromium)" \
+	         "to run the browser tests (tests/browser), which are skipped meanwhile"; \
 	  fi; }
 
 $(VENV)/.installed: pyproject.toml requirements/course.txt

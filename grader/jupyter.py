@@ -58,7 +58,15 @@ def argv_and_env(
     config: EmulatorConfig,
 ) -> tuple[list[str], dict[str, str]]:
     """JupyterLab's command line and environment (separate from :func:`main` to be tested)."""
-    argv = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={ROOT}", START]
+    argv = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        f"--ServerApp.root_dir={ROOT}",
+        START,
+        f"--LabApp.default_url=/lab/tree/{START}",
+    ]  # also the URL it prints
     if lab_port:
         argv.append(f"--ServerApp.port={lab_port}")
     if not open_browser:
