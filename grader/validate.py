@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+from nbformat import NotebookNode
+
 from grader import answers as ans
 from grader import labs as lab_index
 from grader import notebook as nbu
@@ -85,6 +87,7 @@ def problems(
         else:
             counts["test"] += 1
             counts["hidden"] += "### BEGIN HIDDEN TESTS" in cell.source
+            out += bare_asserts(cell)
     exercises = [s for s in sections if s.startswith("ex")]
     if len(exercises) < min_exercises:
         out.append(f"{len(exercises)} exercises; a lab has at least {min_exercises}")
@@ -120,6 +123,23 @@ def problems(
             f"expected.json says the solution scores {scores.get('solution')}, the lab has {lab.max_score:g} points"
         )
     return out
+
+
+def bare_asserts(cell: NotebookNode) -> list[str]:
+    """Every assert of a test cell, visible or hidden, needs a message: it is what the student
+    reads when the assert fails (the hidden-test markers are comments, so the whole cell parses).
+    A cell that does not parse is reported by :func:`answer_problems`."""
+    if not nbu.is_test(cell):
+        return []
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError:
+        return []
+    lines = sorted(
+        node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert) and node.msg is None
+    )
+    gid = nbu.grade_id(cell)
+    return [f"test cell {gid}: line {n}: assert without a message for the student" for n in lines]
 
 
 def answer_problems(lab: Lab) -> list[str]:

@@ -8,7 +8,9 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-PARAMETERS = """endpoint_url = "http://127.0.0.1:4566"
+PARAMETERS = """import os
+
+endpoint_url = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
 region = "us-east-1"
 account_id = "000000000000"
 prefix = "student"
@@ -146,7 +148,9 @@ def minilab() -> NotebookNode:
             'assert queue_url.endswith(queue_name), "queue_url should be the URL of your queue"\n'
             "### BEGIN HIDDEN TESTS\n"
             'attrs = client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]\n'
-            'assert attrs["VisibilityTimeout"] == "45"\n'
+            'assert attrs["VisibilityTimeout"] == "45", '
+            "f\"the queue's visibility timeout is {attrs['VisibilityTimeout']} seconds; "
+            'create it with VisibilityTimeout 45"\n'
             "### END HIDDEN TESTS\n",
             points=2,
             hint="create_queue returns the URL; set VisibilityTimeout to 45",
@@ -168,7 +172,7 @@ def minilab() -> NotebookNode:
             "kc1_test",
             'assert answer_1 in {"A", "B", "C", "D"}, "answer with one letter"\n'
             "### BEGIN HIDDEN TESTS\n"
-            'assert answer_1 == "B"\n'
+            'assert answer_1 == "B", "answer 1 is not the right choice: reread the section on queues"\n'
             "### END HIDDEN TESTS\n",
             hint="reread the section on queues",
         ),

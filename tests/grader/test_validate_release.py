@@ -44,6 +44,31 @@ def test_contract_breaches_are_named(tmp_path):
     assert "expected.json is missing" in text
 
 
+def test_every_assert_of_a_test_cell_needs_a_message(tmp_path):
+    nb = f.minilab()
+    bare = {
+        "ex1_test_exists": "names = []\nassert bucket_name in names\n",  # visible
+        "ex1_test_versioning": "### BEGIN HIDDEN TESTS\nassert True, 'ok'\n"
+        "for _ in range(1):\n    assert bucket_name\n### END HIDDEN TESTS\n",  # hidden, nested
+    }
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in bare:
+            cell.source = f"# Hint: x\n{bare[gid]}"
+    problems = validate.problems(find("minilab", source_dir=lab_dir(tmp_path, nb)), min_exercises=1)
+    found = [p for p in problems if "assert without a message" in p]
+    assert found == [
+        "test cell ex1_test_exists: line 3: assert without a message for the student",
+        "test cell ex1_test_versioning: line 5: assert without a message for the student",
+    ]
+
+
+def test_asserts_with_messages_are_not_reported(tmp_path):
+    problems = validate.problems(find("minilab", source_dir=lab_dir(tmp_path, f.minilab())),
+                                 min_exercises=1)  # fmt: skip
+    assert not [p for p in problems if "assert without a message" in p]
+
+
 def test_state_checks_and_cells_must_match(tmp_path):
     checks = f.MINILAB_CHECKS.replace('@state_check("ex2_state")', '@state_check("ex9_state")')
     problems = validate.problems(find("minilab", source_dir=lab_dir(tmp_path, f.minilab(), checks)),
