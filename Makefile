@@ -14,33 +14,28 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.installed $(EMU_VENV)/.installed sandbox-tool browser
 
-# bubblewrap sandboxes student kernels while grading (grader/sandbox.py). Installed from Debian
-# when we can (root with apt-get, as on CI); otherwise grading runs unsandboxed and says so.
-sandbox-tool:
-	@command -v bwrap >/dev/null 2>&1 || { \
+# A Debian package that cloudlabs can do without: $(1) the command it provides, $(2) the package,
+# $(3) what is lost without it. Installed with apt-get when we can (root, as on CI).
+define debian_package
+	@command -v $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "==> installing bubblewrap (apt-get)"; \
-	    (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
-	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1)) || \
-	    echo "cloudlabs: could not install bubblewrap; submissions will run unsandboxed"; \
+	    echo "==> installing $(2) (apt-get)"; \
+	    (apt-get install -y -qq $(2) >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(2) >/dev/null 2>&1)) || \
+	    echo "cloudlabs: could not install $(2); $(3)"; \
 	  else \
-	    echo "cloudlabs: bubblewrap (bwrap) not found; install it (Debian: apt-get install bubblewrap)" \
-	         "to sandbox student code while grading"; \
+	    echo "cloudlabs: $(1) not found; install it (Debian: apt-get install $(2)); meanwhile $(3)"; \
 	  fi; }
+endef
+
+# bubblewrap sandboxes student kernels while grading (grader/sandbox.py).
+sandbox-tool:
+	$(call debian_package,bwrap,bubblewrap,submissions run unsandboxed)
 
 # Chromium drives JupyterLab like a student in tests/browser (Playwright, never `playwright install`:
-# it launches Debian's /usr/bin/chromium). Installed when we can; otherwise those tests are skipped.
+# it launches Debian's /usr/bin/chromium).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "==> installing chromium (apt-get)"; \
-	    (apt-get install -y -qq chromium >/dev/null 2>&1 || \
-	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) || \
-	    echo "cloudlabs: could not install chromium; the browser tests (tests/browser) will be skipped"; \
-	  else \
-	    echo "cloudlabs: chromium not found; install it (Debian: apt-get install chromium)" \
-	         "to run the browser tests (tests/browser), which are skipped meanwhile"; \
-	  fi; }
+	$(call debian_package,chromium,chromium,the browser tests (tests/browser) are skipped)
 
 $(VENV)/.installed: pyproject.toml requirements/course.txt
 	@test -n "$(COURSE_PYTHON)" || { echo "cloudlabs: no Python 3.11+ found (see above)"; exit 1; }
