@@ -26,7 +26,6 @@ from grader.grade import prepare_workspace
 from grader.labs import Lab, find
 from grader.pipeline import Context, Workspace, grade
 from grader.results import SubmissionResult
-from grader.text import clean
 
 
 def resolve(
@@ -133,7 +132,7 @@ class Shown:
     lab: Lab
 
     def _repr_html_(self) -> str:
-        notes = "".join(f"<li>{html.escape(clean(n, 500))}</li>" for n in self.result.notes[:20])
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.notes(self.result))
         return summary.html_table(self.result, self.lab) + (
             f"<ul class='note'>{notes}</ul>" if notes else ""
         )

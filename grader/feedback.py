@@ -24,14 +24,12 @@ from grader import summary
 from grader.labs import Lab
 from grader.pipeline import Workspace
 from grader.results import (
-    MAX_NOTES,
     MESSAGE_LIMIT,
-    NOTE_LIMIT,
     REASON_LIMIT,
     SubmissionResult,
     write_atomically,
 )
-from grader.text import clean, clean_lines
+from grader.text import clean
 
 SOURCE_LIMIT = 20_000  #: characters of one cell's source shown
 OUTPUT_LIMIT = 20_000  #: characters of one text output shown
@@ -62,7 +60,7 @@ def summary_html(result: SubmissionResult, lab: Lab) -> str:
     parts.append(summary.html_table(result, lab))
     if result.notes:
         parts.append("<h2>Notes</h2><ul class='note'>")
-        notes = clean_lines(result.notes, limit=NOTE_LIMIT, count=MAX_NOTES)
+        notes = summary.notes(result)
         parts += [f"<li>{html.escape(note)}</li>" for note in notes]
         parts.append("</ul>")
     return "\n".join(parts)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+#: The name of a test's error whose message is already in plain words (a failed AWS call).
+PLAIN_ERROR = "AWSError"
+
 _CLIENT_ERROR = re.compile(
     r"An error occurred \((?P<code>[^)]+)\) when calling the (?P<op>\w+) operation"
     r"(?: \(reached max retries: \d+\))?: ?(?P<message>.*)",

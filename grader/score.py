@@ -47,7 +47,10 @@ def failure_message(cell: NotebookNode) -> str:
     for output in cell.get("outputs", []):
         if output.output_type == "error":
             name, value = output.get("ename", "Error"), output.get("evalue", "")
-            if name in {"NotRun", "AWSError", "AssertionError", "StudentCodeError"} and value:
+            if (
+                name in {"NotRun", plain.PLAIN_ERROR, "AssertionError", "StudentCodeError"}
+                and value
+            ):
                 return value  # already a sentence for the student
             return plain.explain_text(name, value)
     return ""

@@ -13,8 +13,8 @@ import re
 
 from grader import notebook as nbu
 from grader.labs import Lab
-from grader.results import GATED, GRADED, MESSAGE_LIMIT, SubmissionResult
-from grader.text import clean
+from grader.results import GATED, GRADED, MAX_NOTES, MESSAGE_LIMIT, NOTE_LIMIT, SubmissionResult
+from grader.text import clean, clean_lines
 
 DONE, NOT_ATTEMPTED, FAILED = "done", "not attempted", "to fix"
 
@@ -70,6 +70,11 @@ def exercise_lines(result: SubmissionResult, lab: Lab) -> list[ExerciseLine]:
     return lines
 
 
+def notes(result: SubmissionResult) -> list[str]:
+    """The result's notes as shown: each cleaned and capped, and at most MAX_NOTES of them."""
+    return clean_lines(result.notes, limit=NOTE_LIMIT, count=MAX_NOTES)
+
+
 def total_line(result: SubmissionResult) -> str:
     return f"Total: {points(result.score)} / {points(result.max_score)}"
 
@@ -88,7 +93,7 @@ def text(result: SubmissionResult, lab: Lab, *, heading: str = "") -> str:
             out.append(f"{'':13}{line.cause}")
             if line.hint:
                 out.append(f"{'':13}hint: {line.hint}")
-    out += ["", *[f"note: {clean(n, 500)}" for n in result.notes[:20]], total_line(result)]
+    out += ["", *[f"note: {n}" for n in notes(result)], total_line(result)]
     return "\n".join(out)
 
 

@@ -235,10 +235,6 @@ class TestPool:
 # -- the worker ---------------------------------------------------------------------------------
 
 
-#: The name of a test's error whose message is already in plain words (a failed AWS call).
-PLAIN_ERROR = "AWSError"
-
-
 class StudentCodeError(Exception):
     """Raised in a test when a function the student wrote raised, or returned no plain data."""
 
@@ -323,7 +319,7 @@ def _unavailable(name: str, missing: ans.Unavailable) -> list[str]:
 def _describe(exc: BaseException) -> list[str]:
     """(name, one-line message) of what a test or the setup raised; never a traceback, which
     could quote the test's hidden lines."""
-    from grader.plain import explain_exception
+    from grader.plain import PLAIN_ERROR, explain_exception
 
     plain = explain_exception(exc)
     if plain is not None:
