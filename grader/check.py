@@ -22,10 +22,10 @@ from grader import summary
 from grader.collect import Submission
 from grader.config import EmulatorConfig, GradeConfig, load
 from grader.errors import CloudlabsError, EmulatorError
-from grader.grade import prepare_workspace
 from grader.labs import Lab, find
-from grader.pipeline import Context, Workspace, grade
+from grader.pipeline import Context, grade
 from grader.results import SubmissionResult
+from grader.workspace import Workspace, prepare
 
 
 def resolve(
@@ -88,6 +88,7 @@ def main(
         visible_tests_only=True,
         region=emulator.config.region,
         emulator=emulator,
+        record=False,
     )
     result = grade(Submission("me", notebook), ctx)  # with a test process of its own
     # Test cells whose every assert is hidden pass trivially here: leave them to the instructor.
@@ -112,7 +113,7 @@ def _cached_workspace(lab: Lab, cache: Path):
     if release_path.exists():
         return Workspace(root), nbu.read(release_path)
     shutil.rmtree(root, ignore_errors=True)
-    workspace, release = prepare_workspace(lab, root)
+    workspace, release = prepare(lab, root)
     nbformat.write(release, str(release_path))
     return workspace, release
 

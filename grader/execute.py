@@ -1,7 +1,7 @@
-"""Step 1 of grading: run a submission with papermill, parameters injected, in a real kernel.
+"""Step 1 of grading: run a submission in a real kernel, its parameters injected by papermill.
 
-papermill drives execution through a registered engine, ``cloudlabs``, whose client differs from
-papermill's in what grading needs:
+papermill injects the parameters (``papermill.parameterize``); nbclient runs the cells, through a
+client that differs from nbclient's own in what grading needs:
 
 - execution goes on after a cell raises, so later exercises still score;
 - each cell has a timeout, and the whole notebook a budget;
@@ -17,6 +17,7 @@ papermill's in what grading needs:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -26,16 +27,14 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-import papermill
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
-from papermill.clientwrap import PapermillNotebookClient
-from papermill.engines import NBClientEngine, papermill_engines
-from papermill.exceptions import PapermillExecutionError
+from papermill.parameterize import parameterize_notebook
 
 from grader import answers as ans
 from grader import notebook as nbu
@@ -53,6 +52,8 @@ class Execution:
     notebook: NotebookNode
     events: list[Event]
     seconds: float
+    ran: set[int] = dataclasses.field(default_factory=set)  #: cells that ran (or were tested)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)  #: kernel start, tests
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,14 +80,14 @@ def not_run_output(reason: str) -> NotebookNode:
     return new_output("error", ename="NotRun", evalue=reason, traceback=[f"NotRun: {reason}"])
 
 
-class GradingClient(OutputCaps, PapermillNotebookClient):
-    """papermill's client with the grading behaviour described in the module docstring."""
+class GradingClient(OutputCaps, NotebookClient):
+    """nbclient's client with the grading behaviour described in the module docstring."""
 
     def __init__(
-        self, nb_man: Any, *, budget: float, output_limit: int, tests: Tests | None = None,
+        self, nb: NotebookNode, *, budget: float, output_limit: int, tests: Tests | None = None,
         emulator_alive: Callable[[], bool] | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
-        super().__init__(nb_man, **kwargs)
+        super().__init__(nb, **kwargs)
         self.tests = tests
         self.emulator_alive = emulator_alive
         self.broken = ""  #: why nothing more runs (the kernel's setup broke after a restart)
@@ -94,12 +95,16 @@ class GradingClient(OutputCaps, PapermillNotebookClient):
         self.output_limit = output_limit
         self.cell_timeout = self.timeout
         self.events: list[Event] = []
+        self.ran: set[int] = set()
+        self.timings = {"kernel start": 0.0, "tests": 0.0}
 
     def execute(self, **kwargs: Any) -> NotebookNode:  # type: ignore[override]
-        """papermill's ``execute``, but a kernel the student broke is not asked for its info."""
+        """nbclient's ``execute``, but a kernel the student broke is not asked for its info."""
         self.reset_execution_trackers()
+        started = time.monotonic()
         with self.setup_kernel(**kwargs):
-            self.papermill_execute_cells()
+            self.timings["kernel start"] = time.monotonic() - started
+            self.execute_cells()
             if self.kc is not None and not self.broken:
                 info = self.wait_for_reply(self.kc.kernel_info())
                 if info:
@@ -108,35 +113,34 @@ class GradingClient(OutputCaps, PapermillNotebookClient):
         return self.nb
 
     # -- the cell loop -----------------------------------------------------------------------
-    def papermill_execute_cells(self) -> None:
+    def execute_cells(self) -> None:
         cells = self.nb.cells
         sections = nbu.sections(self.nb)
         deadline = time.monotonic() + self.budget
         skip: dict[str, str] = {}  # section -> why its remaining cells do not run
         for index, cell in enumerate(cells):
             section = sections[index]
-            self.nb_man.cell_start(cell, index)
+            if cell.cell_type != "code":
+                continue
+            cell.outputs = []  # what a submission brought is never taken for a result
+            cell.execution_count = None
+            if self.broken or section in skip:
+                self._not_run(cell, self.broken or skip[section])
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 1:
+                why = f"the notebook's time budget of {self.budget:.0f} s was used up"
+                if not any(e.kind == "budget" for e in self.events):
+                    self.events.append(Event(index, section, "budget", why))
+                self._not_run(cell, why)
+                continue
+            self.timeout = int(max(1, min(self.cell_timeout, remaining)))
             try:
-                if cell.cell_type != "code":
-                    continue
-                if self.broken or section in skip:
-                    self._not_run(cell, self.broken or skip[section])
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 1:
-                    why = f"the notebook's time budget of {self.budget:.0f} s was used up"
-                    if not any(e.kind == "budget" for e in self.events):
-                        self.events.append(Event(index, section, "budget", why))
-                    self._not_run(cell, why)
-                    continue
-                self.timeout = int(max(1, min(self.cell_timeout, remaining)))
-                try:
-                    self._run_cell(cell, index, section, skip)
-                except _SetupBroken as broken:
-                    self.broken = str(broken)
-                    self.events.append(Event(index, section, "setup-broken", self.broken))
-            finally:
-                self.nb_man.cell_complete(cell, index)
+                self._run_cell(cell, index, section, skip)
+                self.ran.add(index)
+            except _SetupBroken as broken:
+                self.broken = str(broken)
+                self.events.append(Event(index, section, "setup-broken", self.broken))
 
     def _run_cell(
         self, cell: NotebookNode, index: int, section: str | None, skip: dict[str, str]
@@ -198,6 +202,7 @@ class GradingClient(OutputCaps, PapermillNotebookClient):
     def _run_test(self, cell: NotebookNode) -> None:
         """Run a test cell in the trusted process with the answers it reads from the kernel."""
         assert self.tests is not None
+        started = time.monotonic()
         names = self.tests.inputs.get(nbu.grade_id(cell) or "", [])
         values: dict | None = {}
         if names:
@@ -221,6 +226,7 @@ class GradingClient(OutputCaps, PapermillNotebookClient):
             if error is None
             else [self._error({"ename": error[0], "evalue": error[1]}, short=True)]
         )
+        self.timings["tests"] += time.monotonic() - started
 
     def _call_student(self, name: str, args: list, kwargs: dict) -> dict:
         text = self._kernel_eval(ans.call_expression(name, args, kwargs))
@@ -262,40 +268,6 @@ class GradingClient(OutputCaps, PapermillNotebookClient):
         return None
 
 
-class GradingEngine(NBClientEngine):
-    """The papermill engine ``cloudlabs``: NBClientEngine with :class:`GradingClient`."""
-
-    @classmethod
-    def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):  # type: ignore[override]
-        budget = kwargs.pop("budget")
-        output_limit = kwargs.pop("output_limit")
-        sink = kwargs.pop("sink")
-        kwargs.pop("input_path", None)
-        client = GradingClient(
-            nb_man,
-            budget=budget,
-            output_limit=output_limit,
-            tests=kwargs.pop("tests", None),
-            emulator_alive=kwargs.pop("emulator_alive", None),
-            kernel_name=kernel_name,
-            timeout=kwargs.pop("execution_timeout", None) or 60,
-            startup_timeout=kwargs.pop("start_timeout", 60),
-            allow_errors=True,
-            log=LOG,
-            **{k: v for k, v in kwargs.items() if k in {"km", "log_output"}},
-        )
-        nb = client.execute()
-        sink.append((nb, client.events))
-        return nb
-
-
-papermill_engines.register("cloudlabs", GradingEngine)
-
-
-def _papermill_banner(cell: NotebookNode) -> bool:
-    return bool({"papermill-error-cell-tag"} & set(nbu.tags(cell)))
-
-
 def kernel_manager(kernel: str, kernel_dirs: list[Path] | None = None) -> AsyncKernelManager:
     """A kernel manager for ``kernel``, looked up first in ``kernel_dirs`` (the sandbox's)."""
     specs = KernelSpecManager()
@@ -317,42 +289,46 @@ def execute(
     start_timeout: float = 60.0,
     tests: Tests | None = None,
     emulator_alive: Callable[[], bool] | None = None,
+    km: AsyncKernelManager | None = None,
 ) -> Execution:
-    """Run ``nb`` with papermill and return the executed copy with what went wrong."""
+    """Run a copy of ``nb`` with ``parameters`` injected; the executed copy and what went wrong.
+
+    ``km``: a kernel manager whose kernel was started ahead of need (:mod:`grader.kernels`); by
+    default a kernel is started here. Either way the kernel is ended before this returns."""
     started = time.monotonic()
-    km = kernel_manager(kernel, kernel_dirs)
-    # The connection file lives in the working directory, the one place a sandboxed kernel sees
-    # besides the read-only system.
-    km.connection_file = str(cwd / ".kernel-connection.json")
-    sink: list[tuple[NotebookNode, list[Event]]] = []
+    nb = _with_papermill_metadata(nb)
+    if parameters:  # as papermill does: no parameters, no injected cell
+        nb = parameterize_notebook(nb, parameters, kernel_name=kernel, language="python")
+    if km is None:
+        km = kernel_manager(kernel, kernel_dirs)
+        # The connection file lives in the working directory, the one place a sandboxed kernel
+        # sees besides the read-only system.
+        km.connection_file = str(cwd / ".kernel-connection.json")
+    client = GradingClient(
+        nb, km=km, budget=budget, output_limit=output_limit, tests=tests,
+        emulator_alive=emulator_alive, kernel_name=kernel, timeout=int(cell_timeout),
+        startup_timeout=int(start_timeout), allow_errors=True, log=LOG,
+    )  # fmt: skip
     try:
-        with contextlib.suppress(PapermillExecutionError):  # errors are the students' and graded
-            papermill.execute_notebook(
-                nb,
-                None,
-                parameters=parameters,
-                engine_name="cloudlabs",
-                kernel_name=kernel,
-                # no cwd: papermill would chdir the whole grader process, and workers are
-                # threads; the sandbox launcher starts the kernel in its working directory
-                progress_bar=False,
-                execution_timeout=cell_timeout,
-                start_timeout=start_timeout,
-                budget=budget,
-                output_limit=output_limit,
-                km=km,
-                sink=sink,
-                tests=tests,
-                emulator_alive=emulator_alive,
-            )
+        client.execute()
     finally:
+        if client.kc is not None:
+            with contextlib.suppress(Exception):
+                client.kc.stop_channels()
         _shutdown(km)  # nbclient leaves running a kernel it was handed: end it here
-    executed, events = sink[0]
-    # papermill records its input there: the whole notebook again, when the input is a notebook
-    executed.metadata.get("papermill", {}).pop("input_path", None)
-    # papermill marks the first error with banner cells; errors are the student's and graded.
-    executed.cells = [c for c in executed.cells if not _papermill_banner(c)]
-    return Execution(executed, events, time.monotonic() - started)
+    return Execution(
+        client.nb, client.events, time.monotonic() - started, client.ran, client.timings
+    )
+
+
+def _with_papermill_metadata(nb: NotebookNode) -> NotebookNode:
+    """A copy of ``nb`` with the metadata papermill's parameterize reads and writes (as
+    ``papermill.iorw.load_notebook_node`` would give it)."""
+    nb = copy.deepcopy(nb)
+    nb.metadata["papermill"] = NotebookNode({"parameters": {}})
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+    return nb
 
 
 def _shutdown(km: AsyncKernelManager) -> None:

@@ -1,18 +1,19 @@
-"""Class-level outputs: nbgrader's CSV export, JSON results, JUnit XML for CI, and a summary page
-with a per-exercise score distribution plot. Every text from a submission is cleaned
-(:func:`grader.text.clean`) first: capped, with no character XML 1.0 or HTML cannot carry."""
+"""Class-level outputs, all derived from the same in-memory results: a CSV in nbgrader's export
+format, JSON results, JUnit XML for CI, and a summary page with a per-exercise score distribution
+plot. Every text from a submission is cleaned (:func:`grader.text.clean`) first: capped, with no
+character XML 1.0 or HTML cannot carry."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from grader import nbgrader_glue
 from grader import notebook as nbu
 from grader.labs import Lab
-from grader.pipeline import Workspace
 from grader.results import (
     GRADED,
     MESSAGE_LIMIT,
@@ -21,6 +22,7 @@ from grader.results import (
     write_atomically,
 )
 from grader.text import clean
+from grader.workspace import Workspace
 
 
 def write_all(lab: Lab, results: list[SubmissionResult], workspace: Workspace) -> dict[str, Path]:
@@ -32,12 +34,38 @@ def write_all(lab: Lab, results: list[SubmissionResult], workspace: Workspace) -
         "plot": root / "summary.png",
         "html": root / "summary.html",
     }
-    nbgrader_glue.export_csv(workspace.db_url, paths["csv"])
+    write_csv(lab, results, paths["csv"])
     write_atomically(paths["json"], json.dumps([r.to_json() for r in results], indent=2))
     write_junit(results, paths["junit"])
     write_plot(lab, results, paths["plot"])
     write_summary_html(lab, results, paths["html"], paths["plot"].name)
     return paths
+
+
+#: nbgrader's CSV export columns (so gradebook tools read it as before), then why a submission
+#: has no score. A rejected or failed submission has empty score cells, never a 0.
+CSV_COLUMNS = (
+    "assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+    "raw_score", "late_submission_penalty", "score", "max_score", "status", "reason",
+)  # fmt: skip
+
+
+def write_csv(lab: Lab, results: list[SubmissionResult], path: Path) -> None:
+    """One row per student, from the results (the same numbers as the JSON and JUnit)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        graded = r.status == GRADED
+        score = f"{r.score:g}" if graded else ""
+        writer.writerow({
+            "assignment": lab.name, "duedate": "", "timestamp": "",
+            "student_id": clean(r.student, 100), "last_name": "", "first_name": "", "email": "",
+            "raw_score": score, "late_submission_penalty": "0" if graded else "",
+            "score": score, "max_score": f"{r.max_score:g}", "status": r.status,
+            "reason": "" if graded else " ".join(clean(r.reason, REASON_LIMIT).split()),
+        })  # fmt: skip
+    write_atomically(path, out.getvalue())
 
 
 def write_junit(results: list[SubmissionResult], path: Path) -> None:

@@ -22,7 +22,6 @@ from nbformat.v4 import new_output
 from grader import notebook as nbu
 from grader import summary
 from grader.labs import Lab
-from grader.pipeline import Workspace
 from grader.results import (
     MESSAGE_LIMIT,
     REASON_LIMIT,
@@ -30,6 +29,7 @@ from grader.results import (
     write_atomically,
 )
 from grader.text import clean
+from grader.workspace import Workspace
 
 SOURCE_LIMIT = 20_000  #: characters of one cell's source shown
 OUTPUT_LIMIT = 20_000  #: characters of one text output shown

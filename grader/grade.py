@@ -13,18 +13,17 @@ import concurrent.futures
 import dataclasses
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from grader import emulator as emu
 from grader import export, feedback, nbgrader_glue, sandbox
-from grader import notebook as nbu
+from grader import workspace as workspaces
 from grader.collect import Submission, collect
 from grader.config import EmulatorConfig, GradeConfig, load
 from grader.errors import EmulatorError
 from grader.labs import RELEASE_DIR, SOURCE_DIR, Lab, find
-from grader.pipeline import Context, Workspace, grade, infrastructure_failure
+from grader.pipeline import Context, grade, infrastructure_failure
 from grader.results import INFRA, SubmissionResult
 from grader.trusted import TestPool
 
@@ -36,7 +35,7 @@ class ClassRun:
     """The outcome of grading a class."""
 
     lab: Lab
-    workspace: Workspace
+    workspace: workspaces.Workspace
     results: list[SubmissionResult]
     skipped: int = 0
 
@@ -63,31 +62,6 @@ class _EmulatorGuard:
             self.generation += 1
 
 
-def prepare_workspace(lab: Lab, root: Path) -> tuple[Workspace, object]:
-    """The workspace with the lab recorded in its gradebook, and the lab's student release."""
-    workspace = Workspace(root)
-    root.mkdir(parents=True, exist_ok=True)
-    # nbgrader will not drop a graded cell that has grades: the gradebook and results of another
-    # version of the lab are kept aside, and every submission is graded again.
-    version = root / "lab-version"
-    old = version.read_text() if version.exists() else "unknown"
-    if workspace.root.joinpath("gradebook.db").exists() and old != lab.digest:
-        aside = f"{old}-{time.time_ns()}"
-        for name in ("gradebook.db", "results"):
-            path = root / name
-            if path.exists():
-                path.replace(path.with_name(f"{path.stem}-{aside}{path.suffix}"))
-    release_dir = nbgrader_glue.release_to_temp(
-        lab.name, source_dir=lab.source_dir, db_url=workspace.db_url
-    )
-    try:
-        release = nbu.read(release_dir / f"{lab.name}.ipynb")
-    finally:
-        shutil.rmtree(release_dir.parent, ignore_errors=True)
-    version.write_text(lab.digest)
-    return workspace, release
-
-
 def main(
     *,
     lab: str,
@@ -105,7 +79,7 @@ def main(
     the_lab = find(lab, source_dir=source_dir, release_dir=release_dir)
     config = grade_config or load(GradeConfig, "grade", workers=workers)
     out = (out or Path("cloudlabs-grades") / lab).resolve()
-    workspace, release = prepare_workspace(the_lab, out)
+    workspace, release = workspaces.prepare(the_lab, out)
     found = collect(submissions, lab=lab, unpack_dir=out / "unpacked")
 
     todo: list[Submission] = []

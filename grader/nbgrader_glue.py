@@ -1,6 +1,6 @@
-"""The two nbgrader operations cloudlabs uses, run in-process through nbgrader's own API:
-generating a lab's student release (which also records the source cells in a gradebook), and
-saving autograded scores of an executed notebook into that gradebook."""
+"""The nbgrader operations cloudlabs uses, run in-process through nbgrader's own API: generating a
+lab's student release (which also records the source cells in a gradebook), and recording a graded
+submission in that gradebook (for formgrader and nbgrader's own exports)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import warnings
 from pathlib import Path
 
 from nbformat import NotebookNode
-from nbgrader.api import Gradebook
+from nbgrader import utils
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import SaveAutoGrades
 from traitlets.config import Config
 
 from grader.errors import LabError
@@ -96,26 +96,32 @@ def release_to_temp(lab: str, *, source_dir: Path, db_url: str) -> Path:
 
 
 @_locked
-def save_autogrades(nb: NotebookNode, *, lab: str, student: str, db_url: str) -> None:
-    """Record the autograded score of every graded cell of an executed notebook."""
+def record(
+    nb: NotebookNode, points: dict[str, float], *, lab: str, student: str, db_url: str
+) -> None:
+    """Write one graded submission into the gradebook, in one transaction: every graded cell's
+    points (computed in memory, :mod:`grader.score` and :mod:`grader.verify`) as its autograded
+    score, so an instructor may still override any of them in formgrader; and nbgrader's "No
+    response." comment on answer cells left as released."""
     with Gradebook(db_url) as gb:
         gb.update_or_create_student(student)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(MissingEntry):
             gb.remove_submission(lab, student)
         gb.add_submission(lab, student)
-    resources = {
-        "nbgrader": {"assignment": lab, "notebook": lab, "student": student, "db_url": db_url}
-    }
-    SaveAutoGrades().preprocess(nb, resources)
-
-
-@_locked
-def set_manual_score(*, lab: str, student: str, grade_id: str, score: float, db_url: str) -> None:
-    """Override one cell's score (the state checks' results) in the gradebook."""
-    with Gradebook(db_url) as gb:
-        grade = gb.find_grade(grade_id, lab, lab, student)
-        grade.manual_score = score
-        grade.needs_manual_grade = False
+        for cell in nb.cells:
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if not gid:
+                continue
+            if utils.is_grade(cell):
+                grade = gb.find_grade(gid, lab, lab, student)
+                grade.auto_score = points.get(gid)
+                grade.needs_manual_grade = grade.auto_score is None
+            if utils.is_solution(cell) or utils.is_task(cell):
+                comment = gb.find_comment(gid, lab, lab, student)
+                unchanged = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
+                comment.auto_comment = (
+                    "No response." if unchanged and not utils.is_task(cell) else None
+                )
         gb.db.commit()
 
 
@@ -125,17 +131,6 @@ def scores(*, lab: str, student: str, db_url: str) -> dict[str, tuple[float, flo
     with Gradebook(db_url) as gb:
         notebook = gb.find_submission_notebook(lab, lab, student)
         return {g.name: (float(g.score), float(g.max_score)) for g in notebook.grades}
-
-
-@_locked
-def export_csv(db_url: str, path: Path) -> None:
-    """nbgrader's own CSV export of the gradebook (one row per student and lab)."""
-    from nbgrader.plugins import CsvExportPlugin
-
-    config = Config()
-    config.CsvExportPlugin.to = str(path)
-    with Gradebook(db_url) as gb, contextlib.redirect_stdout(io.StringIO()):
-        CsvExportPlugin(config=config).export(gb)
 
 
 @_locked

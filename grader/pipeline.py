@@ -1,7 +1,8 @@
 """Grading one submission: the ordered steps, each in its own module.
 
-    read + restore (grader.restore) -> execute (grader.execute) -> score with nbgrader
-    (grader.score) -> verify state (grader.verify) -> result (grader.results)
+    read + restore (grader.restore) -> execute (grader.execute) -> verify state (grader.verify)
+    -> score with nbgrader's rule, bounded by the state (grader.score, grader.verify)
+    -> result (grader.results) -> one gradebook write (grader.nbgrader_glue.record)
 
 Feedback and exports are made from results afterwards (grader.feedback, grader.export).
 """
@@ -32,26 +33,7 @@ from grader.restore import restore
 from grader.results import GATED, GRADED, INFRA, REJECTED, CellResult, SubmissionResult
 from grader.statecheck import session_for
 from grader.trusted import TestPool, TestProcess
-
-
-@dataclasses.dataclass(frozen=True)
-class Workspace:
-    """Where one grading run keeps its files (an nbgrader course workspace)."""
-
-    root: Path
-
-    @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.root / 'gradebook.db'}"
-
-    def result_path(self, student: str) -> Path:
-        return self.root / "results" / f"{student}.json"
-
-    def autograded_path(self, student: str, lab: str) -> Path:
-        return self.root / "autograded" / student / lab / f"{lab}.ipynb"
-
-    def feedback_path(self, student: str, lab: str) -> Path:
-        return self.root / "feedback" / student / lab / f"{lab}.html"
+from grader.workspace import Workspace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +51,7 @@ class Context:
     visible_tests_only: bool = False  #: self-check: grade with the release's tests
     tests: TestPool | None = None  #: trusted test processes (one is made when None)
     emulator: Emulator | None = None  #: the backend, to tell a restarted emulator (instance id)
+    record: bool = True  #: write the gradebook and the autograded notebook (a self-check: no)
 
 
 def new_identity() -> tuple[str, str]:
@@ -115,6 +98,7 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result.timings["execute"] = execution.seconds
+    result.timings.update(execution.timings)
     result.notes += [f"{e.message} (exercise {e.section})" if e.section else e.message
                      for e in execution.events]  # fmt: skip
 
@@ -128,27 +112,22 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
     if _instance(ctx) != instance:  # a restarted emulator is empty: never score against it
         raise EmulatorError("the emulator stopped or restarted while this submission ran")
     _end_functions(ctx, result.account_id)
-    result.notes += score.autograde(
-        executed, lab=lab.name, student=result.student, db_url=ctx.workspace.db_url
-    )
-    verify.record(checks, lab=lab, student=result.student, db_url=ctx.workspace.db_url)
-    result.notes += verify.gate_tests(
-        checks, lab=lab, student=result.student, db_url=ctx.workspace.db_url
-    )
-    result.timings["score"] = time.monotonic() - started
+    result.timings["state checks"] = time.monotonic() - started
 
-    scores = nbgrader_glue.scores(lab=lab.name, student=result.student, db_url=ctx.workspace.db_url)
+    started = time.monotonic()
+    result.notes += score.prepare_for_nbgrader(executed, execution.ran)
+    points, gated, notes = verify.bound_tests(score.test_points(executed), checks, lab=lab)
+    result.notes += notes
     by_id = {nbu.grade_id(c): c for c in executed.cells if nbu.grade_id(c)}
     for graded in lab.graded_cells:
-        got, top = scores.get(graded.grade_id, (0.0, graded.points))
+        got, top = points.get(graded.grade_id, 0.0), graded.points
         if graded.kind == "state":
             check = checks.get(graded.grade_id)
             message = check.message if check else ""
         else:
-            message = (
-                score.failure_message(by_id[graded.grade_id]) if graded.grade_id in by_id else ""
-            )
-            if not message and got < top:
+            cell = by_id.get(graded.grade_id)
+            message = score.failure_message(cell) if cell is not None else ""
+            if not message and graded.grade_id in gated:
                 message = (
                     f"{GATED} it earns {summary.points(got)}/{summary.points(top)}: not all the "
                     "resources this exercise asks for were found in your account"
@@ -158,9 +137,16 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
                        passed=got >= top, message=message, hint=graded.hint)
         )  # fmt: skip
     result.add_up()
-    path = ctx.workspace.autograded_path(result.student, lab.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(executed, str(path))
+    result.timings["score"] = time.monotonic() - started
+    if ctx.record:
+        started = time.monotonic()
+        nbgrader_glue.record(
+            executed, points, lab=lab.name, student=result.student, db_url=ctx.workspace.db_url
+        )
+        path = ctx.workspace.autograded_path(result.student, lab.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(executed, str(path))
+        result.timings["record"] = time.monotonic() - started
     return result
 
 

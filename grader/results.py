@@ -23,7 +23,7 @@ MAX_NOTES = 100  #: notes kept; then one line says how many more there were
 REASON_LIMIT = 2_000  #: the reason and the other texts of a result
 
 
-#: The start of the message of a test that passed but earns less (grader.verify.gate_tests).
+#: The start of the message of a test that passed but earns less (grader.verify.bound_tests).
 GATED = "this test passed, but"
 
 

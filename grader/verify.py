@@ -2,13 +2,12 @@
 
 The lab's checks (solutions/<lab>/checks.py) run in the grader's process against the submission's
 own account; nothing the notebook did to boto3, botocore or its own helpers can reach them. Their
-scores replace the state-check cells' scores in the gradebook, and bound what the exercise's tests
-may earn (:func:`gate_tests`).
+scores are the state-check cells' scores, and bound what the exercise's tests may earn
+(:func:`bound_tests`).
 """
 
 from __future__ import annotations
 
-from grader import nbgrader_glue
 from grader.errors import LabError
 from grader.labs import Lab
 from grader.statecheck import CheckResult, load_checks, run_checks, session_for
@@ -33,51 +32,41 @@ def verify(
     return results
 
 
-def gate_tests(
-    results: dict[str, CheckResult], *, lab: Lab, student: str, db_url: str
-) -> list[str]:
+def bound_tests(
+    points: dict[str, float], results: dict[str, CheckResult], *, lab: Lab
+) -> tuple[dict[str, float], set[str], list[str]]:
     """Points backed by evidence: an exercise's tests earn at most the share of its state checks
     that passed (a reported value no resource backs earns nothing; half-built resources, half
     the test points). Knowledge checks have no state and are scored on the answer alone.
-    Returns notes for the report."""
-    notes = []
-    current = nbgrader_glue.scores(lab=lab.name, student=student, db_url=db_url)
+
+    ``points`` holds the tests' points (grader.score.test_points). Returns every graded cell's
+    points (tests bounded, state checks from ``results``), the test ids that were scaled down,
+    and notes for the report."""
+    out = dict(points)
+    for cell in lab.graded_cells:
+        if cell.kind == "state":
+            check = results.get(cell.grade_id)
+            out[cell.grade_id] = check.fraction * cell.points if check else 0.0
     by_section: dict[str, list] = {}
     for cell in lab.graded_cells:
         by_section.setdefault(cell.section, []).append(cell)
+    gated: set[str] = set()
+    notes = []
     for section, cells in by_section.items():
         states = [c for c in cells if c.kind == "state"]
-        if not states:
-            continue
         top = sum(c.points for c in states)
-        earned = sum(
-            results[c.grade_id].fraction * c.points for c in states if c.grade_id in results
-        )
-        share = min(1.0, earned / top) if top else 1.0
+        if not states or not top:
+            continue
+        share = min(1.0, sum(out[c.grade_id] for c in states) / top)
         if share >= 1.0:
             continue
-        scaled = False
-        for cell in cells:
-            got = current.get(cell.grade_id, (0.0, 0.0))[0]
-            if cell.kind == "test" and got > 0:
-                nbgrader_glue.set_manual_score(
-                    lab=lab.name, student=student, grade_id=cell.grade_id, score=got * share,
-                    db_url=db_url,
-                )  # fmt: skip
-                scaled = True
+        scaled = {c.grade_id for c in cells if c.kind == "test" and out.get(c.grade_id, 0.0) > 0}
+        for gid in scaled:
+            out[gid] *= share
+        gated |= scaled
         if scaled:
             notes.append(
                 f"{section}: its tests count for {share:.0%} of their points, the share of the "
                 "resources it asks for that were found in your account"
             )
-    return notes
-
-
-def record(results: dict[str, CheckResult], *, lab: Lab, student: str, db_url: str) -> None:
-    """Write the state checks' scores into the gradebook."""
-    points = {c.grade_id: c.points for c in lab.graded_cells}
-    for gid, result in results.items():
-        nbgrader_glue.set_manual_score(
-            lab=lab.name, student=student, grade_id=gid, score=result.fraction * points[gid],
-            db_url=db_url,
-        )  # fmt: skip
+    return out, gated, notes

@@ -216,16 +216,38 @@ def test_bad_files_are_rejected_with_a_reason(graded, student, reason):
     assert results[student].status == REJECTED and reason in results[student].reason
 
 
-def test_exports_cover_the_class(graded):
+def test_every_export_agrees_with_the_results(graded):
+    """One source of truth: results/*.json, summary.json, grades.csv, junit.xml and nbgrader's
+    gradebook carry the same score for every student; rejected ones are not zeros."""
+    import csv
+    import xml.etree.ElementTree as ET
+
+    from nbgrader.api import Gradebook
+
     results, run = graded
     root = run.workspace.root
     assert (root / "summary.png").stat().st_size > 1000
-    summary = json.loads((root / "summary.json").read_text())
-    assert {s["student"] for s in summary} == set(results)
-    junit = (root / "junit.xml").read_text()
-    assert 'name="minilab.looper"' in junit and "<failure" in junit
-    assert "solution" in (root / "grades.csv").read_text()
     assert "wronglab" in (root / "summary.html").read_text()
+    saved = {p.stem: json.loads(p.read_text()) for p in (root / "results").glob("*.json")}
+    summary = {s["student"]: s for s in json.loads((root / "summary.json").read_text())}
+    rows = {r["student_id"]: r for r in csv.DictReader((root / "grades.csv").open())}
+    suites = {s.get("name").split(".", 1)[1]: s for s in ET.parse(root / "junit.xml").getroot()}
+    assert set(saved) == set(summary) == set(rows) == set(suites) == set(results)
+    with Gradebook(run.workspace.db_url) as gb:
+        for student, result in results.items():
+            row = rows[student]
+            assert saved[student]["score"] == summary[student]["score"] == result.score
+            assert row["status"] == result.status
+            failing = sum(not c.passed for c in result.cells)
+            if result.status == GRADED:
+                assert float(row["score"]) == float(row["raw_score"]) == result.score
+                assert float(row["max_score"]) == result.max_score
+                submission = gb.find_submission("minilab", student)
+                assert submission.score == pytest.approx(result.score)
+                assert int(suites[student].get("failures")) == failing
+            else:  # rejected: no score at all, and the reason, in every export
+                assert row["score"] == row["raw_score"] == "" and row["reason"]
+                assert suites[student].find("testcase/error") is not None
 
 
 def test_feedback_shows_hints_but_never_hidden_tests(graded):

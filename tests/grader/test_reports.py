@@ -18,9 +18,9 @@ from nbformat.v4 import new_output
 
 from grader import export, feedback
 from grader.execute import execute
-from grader.pipeline import Workspace
 from grader.results import GRADED, REJECTED, CellResult, SubmissionResult
 from grader.text import clean
+from grader.workspace import Workspace
 from tests import factories as f
 
 HOSTILE = "nul\x00 esc\x1b[31mred\x1b[0m bell\x07 lone\ud800\udfff \ufffe\uffff\x7f\x85 end"
