@@ -102,6 +102,27 @@ def baseline_grade(rev: str, lab: str, submissions: Path, out: Path, workers: in
                        check=False, capture_output=True)  # fmt: skip
 
 
+#: (label, key in SubmissionResult.timings) in the order a submission goes through them
+STAGES = (("kernel start", "kernel start"), ("trusted tests", "tests"),
+          ("state checks", "state checks"), ("scoring", "score"), ("gradebook", "record"))  # fmt: skip
+
+
+def stage_table(run) -> list[tuple[str, float]]:
+    """Mean seconds per submission of each grading stage of a class run."""
+    graded = [r for r in run.results if r.timings] or run.results
+    n = max(1, len(graded))
+
+    def mean(key: str) -> float:
+        return sum(r.timings.get(key, 0.0) for r in graded) / n
+
+    notebook = mean("execute") - mean("kernel start") - mean("tests")
+    table = [("prepare", mean("prepare")), ("kernel start", mean("kernel start")),
+             ("notebook", notebook)]  # fmt: skip
+    table += [(label, mean(key)) for label, key in STAGES[1:]]
+    table += [(name, seconds / max(1, len(run.results))) for name, seconds in run.timings.items()]
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lab", default="storage")
@@ -119,12 +140,14 @@ def main() -> None:
             paths = build_class(lab, release, args.students, tmp_path / "class")
             (tmp_path / "class" / "_samples").rename(tmp_path / "samples")
             baseline = nbgrader_baseline(lab, paths, emulator.endpoint_url, tmp_path / "nbgrader")
-            timings = {}
+            timings: dict[int, float] = {}
+            stages: dict[int, list[tuple[str, float]]] = {}
             for workers in (os.cpu_count() or 2, 2 * (os.cpu_count() or 2)):
                 started = time.perf_counter()
                 run = grade.main(lab=lab.name, submissions=tmp_path / "class", out=tmp_path / f"out{workers}",
                                  emulator_config=config, grade_config=load(GradeConfig, "grade", workers=workers))  # fmt: skip
                 timings[workers] = time.perf_counter() - started
+                stages[workers] = stage_table(run)
                 statuses = {(r.status, r.score) for r in run.results}
                 print(f"  ({workers} workers: {sorted(statuses)})", file=sys.stderr)
             before = None
@@ -161,6 +184,10 @@ def main() -> None:
         )
         print(f"  this tree vs {args.baseline}: {(now - seconds) / n * workers:+.2f} s of worker "
               f"time per submission ({now / seconds:.2f}x the wall time)")  # fmt: skip
+    for workers, table in stages.items():
+        print(f"  where the time goes with {workers} workers (mean seconds per submission, "
+              "each in its worker; class-wide steps divided by the class size):")  # fmt: skip
+        print("    " + "  ".join(f"{name} {seconds:.2f}" for name, seconds in table))
     for kind, runs in checks.items():
         total = statistics.median(t for t, _ in runs)
         notebook = statistics.median(e for _, e in runs)

@@ -52,6 +52,21 @@ def assigned_names(source: str) -> set[str]:
     return names
 
 
+def imported_modules(source: str) -> set[str]:
+    """The modules a piece of code imports (absolute imports; none when it does not parse)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython syntax (magics, shell escapes)
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
 def loaded_names(source: str) -> set[str]:
     return {
         node.id

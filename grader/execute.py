@@ -315,7 +315,7 @@ def execute(
         if client.kc is not None:
             with contextlib.suppress(Exception):
                 client.kc.stop_channels()
-        _shutdown(km)  # nbclient leaves running a kernel it was handed: end it here
+        shutdown(km)  # nbclient leaves running a kernel it was handed: end it here
     return Execution(
         client.nb, client.events, time.monotonic() - started, client.ran, client.timings
     )
@@ -331,7 +331,7 @@ def _with_papermill_metadata(nb: NotebookNode) -> NotebookNode:
     return nb
 
 
-def _shutdown(km: AsyncKernelManager) -> None:
+def shutdown(km: AsyncKernelManager) -> None:
     """Stop the kernel and its process group, whatever state it is in."""
     with contextlib.suppress(Exception):
         if run_sync(km.is_alive)():

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,8 +24,9 @@ from grader import workspace as workspaces
 from grader.collect import Submission, collect
 from grader.config import EmulatorConfig, GradeConfig, load
 from grader.errors import EmulatorError
+from grader.kernels import KernelPool
 from grader.labs import RELEASE_DIR, SOURCE_DIR, Lab, find
-from grader.pipeline import Context, grade, infrastructure_failure
+from grader.pipeline import Context, grade, infrastructure_failure, new_kernel
 from grader.results import INFRA, SubmissionResult
 from grader.trusted import TestPool
 
@@ -38,6 +41,8 @@ class ClassRun:
     workspace: workspaces.Workspace
     results: list[SubmissionResult]
     skipped: int = 0
+    #: seconds spent on the class as a whole: release, feedback (all pages), exports
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def infrastructure_failed(self) -> bool:
@@ -79,8 +84,13 @@ def main(
     the_lab = find(lab, source_dir=source_dir, release_dir=release_dir)
     config = grade_config or load(GradeConfig, "grade", workers=workers)
     out = (out or Path("cloudlabs-grades") / lab).resolve()
-    workspace, release = workspaces.prepare(the_lab, out)
+    # the input first: a wrong path fails at once, and leaves no workspace behind
     found = collect(submissions, lab=lab, unpack_dir=out / "unpacked")
+    timings: dict[str, float] = {}
+    timings_lock = threading.Lock()
+    started = time.monotonic()
+    workspace, release = workspaces.prepare(the_lab, out)
+    timings["release"] = time.monotonic() - started
 
     todo: list[Submission] = []
     done: list[SubmissionResult] = []
@@ -106,18 +116,25 @@ def main(
     hide = (source_dir.resolve(), out, submissions.resolve(), emulator.config.home.resolve())
     work_root = sandbox.work_root()
     tests = TestPool()  # the trusted processes where test cells run, one per worker
-    ctx = Context(
+    base = Context(
         lab=the_lab, release=release, workspace=workspace, endpoint_url=emulator.endpoint_url,
         config=config, hide=hide, region=emulator.config.region, work_root=work_root,
         tests=tests, emulator=emulator,
     )  # fmt: skip
+    # the kernels of the next submissions boot while the current ones run
+    workers = max(1, config.workers)
+    kernels = KernelPool(functools.partial(new_kernel, base), ahead=workers, total=len(todo))
+    ctx = dataclasses.replace(base, kernels=kernels)
 
     def one(submission: Submission) -> SubmissionResult:
         result = _attempts(submission)
         # saved the moment it is done (a killed run keeps it), then its page (rejected students
         # get one that says why)
         result.save(workspace.result_path(result.student))
+        started = time.monotonic()
         feedback.write(result, the_lab, workspace, release)
+        with timings_lock:
+            timings["feedback"] = timings.get("feedback", 0.0) + time.monotonic() - started
         return result
 
     def _attempts(submission: Submission) -> SubmissionResult:
@@ -140,9 +157,10 @@ def main(
 
     nbgrader_glue.add_students([s.student for s in found], db_url=workspace.db_url)
     try:
+        kernels.fill()
         if todo:
-            tests.warm(min(len(todo), max(1, config.workers)))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
+            tests.warm(min(len(todo), workers))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(one, submission) for submission in todo]
             for count, future in enumerate(concurrent.futures.as_completed(futures), start=1):
                 result = future.result()
@@ -150,11 +168,14 @@ def main(
                 if progress:
                     progress(result, count, len(todo))
     finally:
+        kernels.close()
         tests.close()
         shutil.rmtree(work_root, ignore_errors=True)
     results = sorted(done, key=lambda r: r.student)
+    started = time.monotonic()
     export.write_all(the_lab, results, workspace)
-    return ClassRun(the_lab, workspace, results, skipped)
+    timings["exports"] = time.monotonic() - started
+    return ClassRun(the_lab, workspace, results, skipped, timings)
 
 
 def exit_code(run: ClassRun) -> int:

@@ -70,6 +70,17 @@ class Lab:
         return ans.setup_sources(self.notebook)
 
     @functools.cached_property
+    def imports(self) -> tuple[str, ...]:
+        """The modules the lab's own cells (not the answers, nor cells grading never runs) import:
+        kernels preload them."""
+        names: set[str] = set()
+        for cell in self.notebook.cells:
+            runs = "skip-execution" not in nbu.tags(cell)
+            if cell.cell_type == "code" and runs and not nbu.is_solution(cell):
+                names |= ans.imported_modules(cell.source)
+        return tuple(sorted(names))
+
+    @functools.cached_property
     def test_inputs(self) -> dict[str, list[str]]:
         """For every test cell, the answer names it reads from the student's kernel."""
         given = ans.setup_names(self.notebook)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,8 @@ from grader.collect import Submission
 from grader.config import GradeConfig
 from grader.emulator import Emulator, health
 from grader.errors import CloudlabsError, EmulatorError, SubmissionError
-from grader.execute import Tests, execute
+from grader.execute import Execution, Tests, execute
+from grader.kernels import Kernel, KernelPool
 from grader.labs import Lab
 from grader.restore import restore
 from grader.results import GATED, GRADED, INFRA, REJECTED, CellResult, SubmissionResult
@@ -52,6 +51,7 @@ class Context:
     tests: TestPool | None = None  #: trusted test processes (one is made when None)
     emulator: Emulator | None = None  #: the backend, to tell a restarted emulator (instance id)
     record: bool = True  #: write the gradebook and the autograded notebook (a self-check: no)
+    kernels: KernelPool | None = None  #: kernels started ahead of need (one is started when None)
 
 
 def new_identity() -> tuple[str, str]:
@@ -89,14 +89,12 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
     instance = _instance(ctx)
     if instance is None:
         raise EmulatorError("the emulator is not answering")
-    workdir = Path(tempfile.mkdtemp(prefix=f"{lab.name}-", dir=ctx.work_root))
-    try:
-        with _test_process(ctx) as process:
-            process.begin(parameters=parameters, setup=lab.setup_sources)
-            tests = Tests(process, lab.test_inputs)
-            execution = _execute(nb, ctx, result, workdir, parameters, tests)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    mode = sandbox.resolve_mode(ctx.config.sandbox)
+    if mode == "none" and ctx.config.sandbox == "auto":
+        result.notes.append("ran without the bwrap sandbox (bubblewrap is not installed)")
+    with _test_process(ctx) as process:
+        process.begin(parameters=parameters, setup=lab.setup_sources)
+        execution = _execute(nb, ctx, parameters, Tests(process, lab.test_inputs))
     result.timings["execute"] = execution.seconds
     result.timings.update(execution.timings)
     result.notes += [f"{e.message} (exercise {e.section})" if e.section else e.message
@@ -199,24 +197,27 @@ def _test_process(ctx: Context) -> Iterator[TestProcess]:
         yield process
 
 
-def _execute(
-    nb: NotebookNode, ctx: Context, result: SubmissionResult, workdir: Path,
-    parameters: dict, tests: Tests,
-):  # fmt: skip
-    mode = sandbox.resolve_mode(ctx.config.sandbox)
-    if mode == "none" and ctx.config.sandbox == "auto":
-        result.notes.append("ran without the bwrap sandbox (bubblewrap is not installed)")
-    kernel_dir = sandbox.write_kernelspec(
-        workdir / ".kernels", mode=mode, memory_mb=ctx.config.memory_mb,
-        hide=[*ctx.hide, *([ctx.work_root.parent] if ctx.work_root else [])], workdir=workdir,
+def new_kernel(ctx: Context) -> Kernel:
+    """A sandboxed kernel for one submission of ``ctx.lab``, the lab's imports preloaded."""
+    return Kernel(
+        parent=ctx.work_root, mode=sandbox.resolve_mode(ctx.config.sandbox),
+        memory_mb=ctx.config.memory_mb, preload=ctx.lab.imports,
+        hide=[*ctx.hide, *([ctx.work_root.parent] if ctx.work_root else [])],
     )  # fmt: skip
+
+
+def _execute(nb: NotebookNode, ctx: Context, parameters: dict, tests: Tests) -> Execution:
+    try:
+        kernel = ctx.kernels.take() if ctx.kernels is not None else new_kernel(ctx).start()
+    except Exception as exc:  # the kernel could not start at all: an infrastructure failure
+        raise EmulatorError(f"no kernel could be started for this submission: {exc}") from exc
     try:
         return execute(
             nb,
             parameters=parameters,
-            cwd=workdir,
+            cwd=kernel.workdir,
             kernel=sandbox.KERNEL_NAME,
-            kernel_dirs=[kernel_dir],
+            km=kernel.km,
             cell_timeout=ctx.config.cell_timeout,
             budget=ctx.config.notebook_timeout,
             output_limit=ctx.config.output_limit,
@@ -225,8 +226,10 @@ def _execute(
         )  # fmt: skip
     except CloudlabsError:
         raise
-    except Exception as exc:  # the kernel could not start at all: an infrastructure failure
+    except Exception as exc:  # the kernel did not come up: an infrastructure failure
         raise EmulatorError(f"the kernel could not run this submission: {exc}") from exc
+    finally:
+        kernel.close()
 
 
 def _use_visible_tests(nb: NotebookNode, release: NotebookNode) -> None:

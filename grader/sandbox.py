@@ -65,6 +65,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from grader.errors import ConfigError
@@ -131,13 +132,16 @@ def work_root() -> Path:
 
 
 def write_kernelspec(
-    directory: Path, *, mode: str, memory_mb: int, hide: list[Path], workdir: Path
-) -> Path:
+    directory: Path, *, mode: str, memory_mb: int, hide: list[Path], workdir: Path,
+    preload: Sequence[str] = (),
+) -> Path:  # fmt: skip
     """A kernelspec ``cloudlabs-sandbox`` in ``directory`` whose kernel runs behind this launcher.
 
     ``hide``: paths the kernel must not read. The allow-list already leaves out everything but the
     system, the interpreter and the working directory; a path is still hidden when it lies in one
-    of those (a checkout under /usr, say)."""
+    of those (a checkout under /usr, say). ``preload``: modules the kernel imports while it starts
+    (a lab's imports), in a namespace of their own: the notebook finds them in ``sys.modules``
+    and no name of its own is set."""
     spec_dir = directory / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "grader.sandbox", "--mode", mode, "--memory-mb", str(memory_mb)]
@@ -145,11 +149,24 @@ def write_kernelspec(
     for path in hide:
         argv += ["--hide", str(path)]
     argv += ["--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    if preload:
+        argv.append(f"--IPKernelApp.exec_lines={json.dumps([preload_line(preload)])}")
     spec = {"argv": argv, "display_name": "cloudlabs sandbox", "language": "python"}
     if mode == "bwrap":  # a signal would reach bwrap (which dies of it), not the kernel
         spec["interrupt_mode"] = "message"
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
     return directory
+
+
+def preload_line(modules: Sequence[str]) -> str:
+    """One line of Python that imports ``modules`` (those that exist) and defines nothing."""
+    code = (
+        "import importlib\n"
+        f"for name in {tuple(modules)!r}:\n"
+        "    try:\n        importlib.import_module(name)\n"
+        "    except Exception:\n        pass\n"
+    )
+    return f"exec({code!r}, {{}})"
 
 
 def _limit(memory_mb: int, processes: int | None) -> None:

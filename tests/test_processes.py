@@ -86,8 +86,10 @@ def test_a_class_run_leaves_no_process(tmp_path, minilab_release, emulator, proc
                           workers=workers, sandbox=sandbox),
     )  # fmt: skip
     assert {r.status for r in run.results} == {GRADED}
-    # each submission's kernel ends with its grading, not with the worker thread or the run
-    assert len(kernels) == len(students) and max(kernels) <= workers, kernels
+    # each submission's kernel ends with its grading, not with the worker thread or the run; at
+    # most one kernel per worker boots ahead, and none for a submission that is not there
+    assert len(kernels) == len(students) and max(kernels) <= 2 * workers, kernels
+    assert kernels[-1] == 0, kernels
     left = process_watch.left(timeout=15)
     assert not left, process_watch.describe(left)
 
