@@ -7,27 +7,38 @@ A lab's ``solutions/<lab>/checks.py`` registers one function per state-check cel
 
 After the notebook ran, the grader calls each check with a boto3 session for the submission's
 account (``aws.client(name)`` already points at the emulator) and the submission's prefix.
-A check passes by returning None or True, earns partial credit by returning a fraction in [0, 1],
-and fails (0 points) by raising; an AssertionError's message is shown to the student. A check may
-also be a generator that ``yield``s the fraction earned so far at milestones: if a later assert
-fails, the student keeps the last fraction yielded::
+
+**All or nothing.** A check that returns None passes (full points) and one that raises fails
+(0 points): an AssertionError's message is shown to the student, a botocore error in plain words.
+
+**Partial credit.** A check made of several parts builds and returns a :class:`Parts`: each part
+has a name the student reads, a weight, and a test; the check earns the weighted share of the
+parts that passed, and the message names the parts that are missing::
 
     @state_check("ex5_state")
     def volume_and_snapshot(aws, prefix):
-        assert volume_exists(...), "no data volume"
-        yield 0.5                      # half the points once the volume is right
-        assert snapshot_exists(...), "no snapshot of the volume"
+        ec2 = aws.client("ec2")
+        web1 = _web1(ec2, prefix)             # raising here, before any part, fails the check
+        check = Parts()
+        volume = check.part("the data volume on web-1", lambda: _volume(ec2, prefix, web1))
+        check.part("its snapshot", lambda: _snapshot(ec2, prefix), requires=volume)
+        return check
+
+A part whose test raises counts as failed, with the assert's message or the botocore error in
+plain words as the reason; ``requires=`` makes a part count only once an earlier one passed
+(milestones). :func:`best` scores several candidates (duplicates of a resource) and keeps the
+best one's parts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fractions
 import functools
 import importlib.util
-import inspect
 import traceback
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +49,7 @@ import botocore.session
 
 from grader.plain import explain_exception
 
-CheckFunction = Callable[[Any, str], float | bool | None]
+CheckFunction = Callable[[Any, str], "Parts | None"]
 _MARK = "__cloudlabs_state_check__"
 #: The most a state check or a test reads of one S3 object or Lambda payload: a student can
 #: store a huge object where a small one is expected, and the grader must not read it whole.
@@ -86,6 +97,152 @@ class CheckResult:
     grade_id: str
     fraction: float  #: share of the cell's points earned, 0.0 to 1.0
     message: str  #: why it failed (empty when it passed)
+    missing: tuple[str, ...] = ()  #: the names of the parts that failed (a Parts check)
+
+
+def _reason(exc: Exception) -> str:
+    """One line for what a check or a part raised."""
+    if isinstance(exc, AssertionError):
+        return str(exc) or "the expected resource is not there"
+    return explain_exception(exc) or traceback.format_exception_only(exc)[-1].strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One named part of a :class:`Parts` check; true when it passed."""
+
+    name: str  #: what the student reads when it is missing ("the abort-incomplete-uploads rule")
+    weight: float
+    passed: bool
+    reason: str = ""  #: why it failed (empty when it passed)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+class Parts:
+    """A state check made of named, weighted parts: return it from the check.
+
+    ``part()`` evaluates a part at once and returns it (a :class:`Part`, true when it passed).
+    The check earns ``sum(weights passed) / sum(weights)``, and its message lists every missing
+    part with its share of the points and the reason::
+
+        missing: the abort-incomplete-uploads rule (1/3 of the points); the TLS deny
+        statement (1/2 of the points): bucket demo-archive has no bucket policy yet
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[Part] = []
+
+    def part(
+        self,
+        name: str,
+        test: Any,
+        *,
+        weight: float = 1,
+        why: str = "",
+        requires: Part | str | Iterable[Part | str] = (),
+    ) -> Part:
+        """Add the part ``name``, passed when ``test`` (a value, or a function called with no
+        arguments) is true.
+
+        - ``weight``: its points relative to the other parts (1 by default).
+        - ``why``: the reason shown when ``test`` is false. When ``test`` raises, the reason is
+          the AssertionError's message, or the botocore error in plain words.
+        - ``requires``: parts (as returned by ``part()``, or their names) that must have passed
+          for this one to count; otherwise it fails without being tested ("needs ... first").
+        """
+        if weight <= 0:
+            raise ValueError(f"the weight of {name!r} must be positive, not {weight}")
+        if any(p.name == name for p in self.parts):
+            raise ValueError(f"two parts named {name!r}")
+        unmet = [p for p in self._required(requires) if not p.passed]
+        if unmet:
+            outcome = Part(
+                name, weight, False, f"needs {' and '.join(p.name for p in unmet)} first"
+            )
+        else:
+            try:
+                ok = bool(test() if callable(test) else test)
+                outcome = Part(name, weight, ok, "" if ok else why)
+            except Exception as exc:  # a missing resource usually surfaces as a ClientError
+                outcome = Part(
+                    name, weight, False, why if _unexplained(exc) and why else _reason(exc)
+                )
+        self.parts.append(outcome)
+        return outcome
+
+    def _required(self, requires: Part | str | Iterable[Part | str]) -> list[Part]:
+        wanted = [requires] if isinstance(requires, Part | str) else list(requires)
+        by_name = {p.name: p for p in self.parts}
+        found = []
+        for item in wanted:
+            name = item.name if isinstance(item, Part) else item
+            if name not in by_name:
+                raise ValueError(f"requires {name!r}, which is not an earlier part")
+            found.append(by_name[name])
+        return found
+
+    @property
+    def fraction(self) -> float:
+        """The weighted share of the parts that passed, 0.0 to 1.0."""
+        if not self.parts:
+            raise ValueError("a Parts check needs at least one part")
+        total = sum(p.weight for p in self.parts)
+        earned = sum(p.weight for p in self.parts if p.passed)
+        return 1.0 if earned == total else earned / total
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The names of the parts that failed, in order."""
+        return tuple(p.name for p in self.parts if not p.passed)
+
+    @property
+    def message(self) -> str:
+        """What is missing, part by part (empty when every part passed)."""
+        total = sum(p.weight for p in self.parts)
+        missing = [
+            f"{p.name} ({_share(p.weight / total)} of the points)"
+            + (f": {p.reason}" if p.reason else "")
+            for p in self.parts
+            if not p.passed
+        ]
+        return "missing: " + "; ".join(missing) if missing else ""
+
+    def result(self, grade_id: str) -> CheckResult:
+        """The CheckResult these parts earn."""
+        return CheckResult(grade_id, self.fraction, self.message, self.missing)
+
+
+def _unexplained(exc: Exception) -> bool:
+    """True when ``exc`` has no plain reason of its own (not an assert with a message, not a
+    botocore error): a part's ``why`` says it better."""
+    if isinstance(exc, AssertionError):
+        return not str(exc)
+    return explain_exception(exc) is None
+
+
+def _share(share: float) -> str:
+    """A part's share of the points for the student: "1/3", "3/10", "all" or "12%"."""
+    if share >= 1:
+        return "all"
+    simple = fractions.Fraction(share).limit_denominator(20)
+    if abs(float(simple) - share) < 1e-9:
+        return f"{simple.numerator}/{simple.denominator}"
+    return f"{share:.0%}"
+
+
+def best(candidates: Iterable[Any], parts_of: Callable[[Any], Parts], *, none: str = "") -> Parts:
+    """The parts of the best candidate: ``parts_of(candidate)`` for each one, the highest
+    fraction kept (the first on a tie). Use it when a student may have made a resource twice
+    (a cell run twice) and the best copy counts.
+
+    With no candidate it raises AssertionError(``none``) (the check fails with that message);
+    pass ``[None]`` instead to let ``parts_of(None)`` report every part missing."""
+    scored = [parts_of(candidate) for candidate in candidates]
+    if not scored:
+        raise AssertionError(none or "the expected resource is not there")
+    return max(scored, key=lambda parts: parts.fraction)
 
 
 @functools.cache
@@ -155,24 +312,20 @@ def load_checks(path: Path) -> dict[str, CheckFunction]:
 
 def run_check(grade_id: str, check: CheckFunction, *, aws: Any, prefix: str) -> CheckResult:
     """Run one check; any exception is a failure with a one-line reason."""
-    earned = 0.0
     try:
         outcome = check(aws, prefix)
-        if inspect.isgenerator(outcome):
-            for milestone in outcome:
-                earned = min(1.0, max(earned, float(milestone)))
-            outcome = None
-    except AssertionError as exc:
-        return CheckResult(grade_id, earned, str(exc) or "the expected resource is not there")
+        if isinstance(outcome, Parts):
+            return outcome.result(grade_id)
     except Exception as exc:  # a missing resource usually surfaces as a botocore ClientError
-        reason = explain_exception(exc) or traceback.format_exception_only(exc)[-1].strip()
-        return CheckResult(grade_id, earned, reason)
+        return CheckResult(grade_id, 0.0, _reason(exc))
     if outcome is None or outcome is True:
         return CheckResult(grade_id, 1.0, "")
     if outcome is False:
         return CheckResult(grade_id, 0.0, "the check did not pass")
-    fraction = min(1.0, max(0.0, float(outcome)))
-    return CheckResult(grade_id, fraction, "" if fraction == 1.0 else "partly done")
+    # A fraction or a generator: the partial-credit styles before Parts, no longer supported.
+    return CheckResult(
+        grade_id, 0.0, f"the state check returned {type(outcome).__name__}: return None or Parts"
+    )
 
 
 def run_checks(

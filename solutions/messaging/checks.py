@@ -9,9 +9,8 @@ with TestEventPattern).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
-from grader.statecheck import state_check
+from grader.statecheck import Parts, state_check
 
 
 def _queue(aws, name: str) -> tuple[object, str]:
@@ -25,23 +24,6 @@ def _queue(aws, name: str) -> tuple[object, str]:
 
 def _attrs(sqs, url: str) -> dict[str, str]:
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-
-
-def _score(parts: list[tuple[float, Callable[[], bool], str]]) -> float:
-    """Sum the weights of the parts that pass; fail with every reason when none passes."""
-    total, reasons = 0.0, []
-    for weight, test, reason in parts:
-        try:
-            ok = bool(test())
-        except Exception:
-            ok = False
-        if ok:
-            total += weight
-        else:
-            reasons.append(reason)
-    if total == 0.0:
-        raise AssertionError("; ".join(reasons))
-    return round(total, 4)
 
 
 def _as_list(value) -> list:
@@ -110,16 +92,18 @@ def long_polling_and_delay(aws, prefix):
         _, url = _queue(aws, f"{prefix}-order-followups")
         return _attrs(sqs, url).get("DelaySeconds") == "600"
 
-    return _score(
-        [
-            (0.5, wait_20, "the orders queue does not long-poll for 20 s by default"),
-            (
-                0.5,
-                delay_600,
-                f"{prefix}-order-followups is missing or does not delay messages by 600 s",
-            ),
-        ]
+    check = Parts()
+    check.part(
+        "long polling on the orders queue",
+        wait_20,
+        why="the orders queue does not long-poll for 20 s by default",
     )
+    check.part(
+        "the 10-minute delay on the follow-up queue",
+        delay_600,
+        why=f"{prefix}-order-followups does not delay messages by 600 s",
+    )
+    return check
 
 
 @state_check("ex4_state")
@@ -150,13 +134,20 @@ def dead_letter_queue(aws, prefix):
             + int(dlq.get("ApproximateNumberOfMessagesNotVisible", 0))
         ) >= 1
 
-    return _score(
-        [
-            (0.5, redrive, "the orders queue does not redrive to the DLQ with maxReceiveCount 3"),
-            (0.25, allow, "the DLQ's redrive allow policy does not name only the orders queue"),
-            (0.25, holds_message, "the DLQ holds no message"),
-        ]
+    check = Parts()
+    check.part(
+        "the redrive policy",
+        redrive,
+        weight=2,
+        why="the orders queue does not redrive to the DLQ with maxReceiveCount 3",
     )
+    check.part(
+        "the redrive allow policy",
+        allow,
+        why="the DLQ's redrive allow policy does not name only the orders queue",
+    )
+    check.part("the poison message in the DLQ", holds_message, why="the DLQ holds no message")
+    return check
 
 
 @state_check("ex5_state")
@@ -164,24 +155,28 @@ def payments_fifo(aws, prefix):
     """A FIFO queue {prefix}-payments.fifo with content-based dedup and high-throughput mode."""
     sqs, url = _queue(aws, f"{prefix}-payments.fifo")
     attrs = _attrs(sqs, url)
-    return _score(
-        [
-            (0.4, lambda: attrs.get("FifoQueue") == "true", "the payments queue is not FIFO"),
-            (
-                0.3,
-                lambda: attrs.get("ContentBasedDeduplication") == "true",
-                "content-based deduplication is off",
-            ),
-            (
-                0.3,
-                lambda: (
-                    attrs.get("DeduplicationScope") == "messageGroup"
-                    and attrs.get("FifoThroughputLimit") == "perMessageGroupId"
-                ),
-                "high-throughput mode is off",
-            ),
-        ]
+    check = Parts()
+    check.part(
+        "a FIFO queue",
+        attrs.get("FifoQueue") == "true",
+        weight=4,
+        why="the payments queue is not FIFO",
     )
+    check.part(
+        "content-based deduplication",
+        attrs.get("ContentBasedDeduplication") == "true",
+        weight=3,
+        why="content-based deduplication is off",
+    )
+    check.part(
+        "high-throughput mode",
+        attrs.get("DeduplicationScope") == "messageGroup"
+        and attrs.get("FifoThroughputLimit") == "perMessageGroupId",
+        weight=3,
+        why="high-throughput mode is off (deduplication per message group, throughput per "
+        "message group id)",
+    )
+    return check
 
 
 def _topic_arn(aws, name: str) -> str:
@@ -210,20 +205,14 @@ def topic_and_queue_policies(aws, prefix):
 
         return test
 
-    return _score(
-        [
-            (
-                0.5,
-                allows(f"{prefix}-billing"),
-                f"{prefix}-billing's policy does not let the topic send",
-            ),
-            (
-                0.5,
-                allows(f"{prefix}-warehouse"),
-                f"{prefix}-warehouse's policy does not let the topic send",
-            ),
-        ]
-    )
+    check = Parts()
+    for queue in (f"{prefix}-billing", f"{prefix}-warehouse"):
+        check.part(
+            f"{queue}'s queue policy",
+            allows(queue),
+            why=f"{queue}'s policy does not let the topic send",
+        )
+    return check
 
 
 @state_check("ex7_state")
@@ -248,7 +237,7 @@ def fanout_subscriptions(aws, prefix):
                 return sns.get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])[
                     "Attributes"
                 ]
-        raise LookupError(queue_name)
+        raise AssertionError(f"no SQS subscription of the topic for {queue_name}")
 
     def billing_raw():
         return attrs_for(f"{prefix}-billing").get("RawMessageDelivery") == "true"
@@ -262,16 +251,18 @@ def fanout_subscriptions(aws, prefix):
             and policy["event_type"] == ["order_placed"]
         )
 
-    return _score(
-        [
-            (0.5, billing_raw, "no raw-delivery SQS subscription for the billing queue"),
-            (
-                0.5,
-                warehouse_filter,
-                "no SQS subscription for the warehouse queue filtering on event_type",
-            ),
-        ]
+    check = Parts()
+    check.part(
+        "the billing subscription with raw delivery",
+        billing_raw,
+        why="the billing queue's subscription does not use raw message delivery",
     )
+    check.part(
+        "the warehouse subscription with its filter",
+        warehouse_filter,
+        why="the warehouse queue's subscription does not filter on event_type order_placed",
+    )
+    return check
 
 
 @state_check("ex8_state")
@@ -298,21 +289,26 @@ def clickstream(aws, prefix):
                     break
         return total
 
-    return _score(
-        [
-            (
-                0.3,
-                lambda: summary.get("OpenShardCount") == 2,
-                "the stream does not have 2 open shards",
-            ),
-            (0.3, lambda: summary.get("RetentionPeriodHours") == 48, "retention is not 48 hours"),
-            (
-                0.4,
-                lambda: count_records() >= 15,
-                "the stream holds fewer than the 15 click records",
-            ),
-        ]
+    check = Parts()
+    check.part(
+        "2 open shards",
+        summary.get("OpenShardCount") == 2,
+        weight=3,
+        why="the stream does not have 2 open shards",
     )
+    check.part(
+        "48-hour retention",
+        summary.get("RetentionPeriodHours") == 48,
+        weight=3,
+        why="retention is not 48 hours",
+    )
+    check.part(
+        "the 15 click records",
+        lambda: count_records() >= 15,
+        weight=4,
+        why="the stream holds fewer than the 15 click records",
+    )
+    return check
 
 
 @state_check("ex9_state")
@@ -360,14 +356,18 @@ def eventbridge_rule(aws, prefix):
     def policy_ok():
         return _policy_allows(qattrs.get("Policy"), "events.amazonaws.com", qattrs["QueueArn"])
 
-    return _score(
-        [
-            (
-                0.5,
-                pattern_ok,
-                "the rule's event pattern does not select exactly the big OrderPlaced events",
-            ),
-            (0.25, target_ok, "the rule does not target the big-orders queue"),
-            (0.25, policy_ok, "the big-orders queue policy does not let events.amazonaws.com send"),
-        ]
+    check = Parts()
+    check.part(
+        "the event pattern",
+        pattern_ok,
+        weight=2,
+        why="the rule is disabled or its event pattern does not select exactly the big "
+        "OrderPlaced events",
     )
+    check.part("the queue target", target_ok, why="the rule does not target the big-orders queue")
+    check.part(
+        "the queue policy for EventBridge",
+        policy_ok,
+        why="the big-orders queue policy does not let events.amazonaws.com send",
+    )
+    return check

@@ -1,6 +1,6 @@
 """State checks of the minilab (tests only)."""
 
-from grader.statecheck import state_check
+from grader.statecheck import Parts, state_check
 
 
 @state_check("ex1_state")
@@ -11,11 +11,20 @@ def reports_bucket_versioned(aws, prefix):
 
 @state_check("ex2_state")
 def jobs_queue(aws, prefix):
+    """The queue with a 45 s visibility timeout (half), then a message in it (half)."""
     sqs = aws.client("sqs")
     url = sqs.get_queue_url(QueueName=f"{prefix}-jobs")["QueueUrl"]
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert attrs["VisibilityTimeout"] == "45", "the visibility timeout should be 45 seconds"
     waiting = int(attrs["ApproximateNumberOfMessages"]) + int(
         attrs["ApproximateNumberOfMessagesNotVisible"]
     )
-    return 1.0 if waiting else 0.5
+    check = Parts()
+    timeout = check.part(
+        "the 45-second visibility timeout",
+        attrs["VisibilityTimeout"] == "45",
+        why="the visibility timeout should be 45 seconds",
+    )
+    check.part(
+        "a message in the queue", waiting, requires=timeout, why="the queue holds no message"
+    )
+    return check
