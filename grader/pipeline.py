@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
@@ -103,13 +104,13 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
     started = time.monotonic()
     executed = execution.notebook
     _answer_outcomes(executed, result)
-    checks = verify.verify(
-        lab=lab, endpoint_url=ctx.endpoint_url, account_id=result.account_id,
-        prefix=result.prefix, region=ctx.region,
-    )  # fmt: skip
+    aws = session_for(
+        endpoint_url=ctx.endpoint_url, account_id=result.account_id, region=ctx.region
+    )
+    checks = verify.verify(lab=lab, aws=aws, prefix=result.prefix)
     if _instance(ctx) != instance:  # a restarted emulator is empty: never score against it
         raise EmulatorError("the emulator stopped or restarted while this submission ran")
-    _end_functions(ctx, result.account_id)
+    _end_functions(aws)
     result.timings["state checks"] = time.monotonic() - started
 
     started = time.monotonic()
@@ -173,10 +174,9 @@ def _instance(ctx: Context) -> str | None:
     return "up" if health(ctx.endpoint_url) else None
 
 
-def _end_functions(ctx: Context, account_id: str) -> None:
+def _end_functions(aws: Any) -> None:
     """Once graded, the submission's Lambda functions go: the emulator would otherwise keep
     their execution environments (processes) warm for the rest of the class run."""
-    aws = session_for(endpoint_url=ctx.endpoint_url, account_id=account_id, region=ctx.region)
     with contextlib.suppress(Exception):  # best effort: the grade is already decided
         lam = aws.client("lambda")
         for page in lam.get_paginator("list_functions").paginate(

@@ -149,6 +149,8 @@ def write_kernelspec(
     for path in hide:
         argv += ["--hide", str(path)]
     argv += ["--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    # no SQLite history in the kernel's home: nothing reads it, and it costs every cell a write
+    argv.append("--HistoryManager.enabled=False")
     if preload:
         argv.append(f"--IPKernelApp.exec_lines={json.dumps([preload_line(preload)])}")
     spec = {"argv": argv, "display_name": "cloudlabs sandbox", "language": "python"}

@@ -8,22 +8,30 @@ scores are the state-check cells' scores, and bound what the exercise's tests ma
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+from typing import Any
+
 from grader.errors import LabError
 from grader.labs import Lab
-from grader.statecheck import CheckResult, load_checks, run_checks, session_for
+from grader.statecheck import CheckFunction, CheckResult, load_checks, run_checks
 
 
-def verify(
-    *, lab: Lab, endpoint_url: str, account_id: str, prefix: str, region: str = "us-east-1"
-) -> dict[str, CheckResult]:
-    """Run every state check of ``lab`` against one account."""
+@functools.lru_cache(maxsize=32)
+def _checks(path: Path, digest: str) -> dict[str, CheckFunction]:
+    """A lab's checks, loaded once per version of the lab (``digest``) and grading process."""
+    return load_checks(path)
+
+
+def verify(*, lab: Lab, aws: Any, prefix: str) -> dict[str, CheckResult]:
+    """Run every state check of ``lab`` with ``aws``, a session for one submission's account
+    (:func:`grader.statecheck.session_for`)."""
     state_ids = {c.grade_id for c in lab.graded_cells if c.kind == "state"}
     if not state_ids:
         return {}
     if not lab.checks.exists():
         raise LabError(f"{lab.checks} is missing but the lab has state-check cells", lab=lab.name)
-    checks = load_checks(lab.checks)
-    aws = session_for(endpoint_url=endpoint_url, account_id=account_id, region=region)
+    checks = _checks(lab.checks, lab.digest)
     results = run_checks(
         {g: f for g, f in checks.items() if g in state_ids}, aws=aws, prefix=prefix
     )
