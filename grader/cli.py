@@ -1,7 +1,6 @@
 """The ``cloudlabs`` command: a thin layer over the keyword-only Python API in ``grader``.
 
-Exit codes: 0 done; 1 a usage or input problem (the message says what to fix); 2 bad command-line
-syntax (click); 3 an infrastructure failure (emulator, kernel, setup) — retry after fixing it.
+Exit codes are :class:`grader.errors.ExitCode` (their table in docs/grading.md is generated).
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from typing import Any
 import click
 
 from grader.emulator import commands as emulator_commands
-from grader.errors import CloudlabsError
+from grader.errors import CloudlabsError, ExitCode
 from grader.labs import find
+from grader.results import GRADED
 
 
 def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,7 +71,7 @@ def status(port: int | None) -> None:
     state = emulator_commands.status(port=port)
     if not state.running:
         click.echo(f"emulator not running at {state.endpoint_url} — start it with `cloudlabs up`")
-        sys.exit(1)
+        sys.exit(ExitCode.PROBLEM)
     click.echo(
         f"emulator {state.version} ({state.backend}) at {state.endpoint_url}, pid {state.pid}"
     )
@@ -110,14 +110,14 @@ def grade_command(
 
     def progress(result, done: int, total: int) -> None:
         outcome = (
-            f"{result.score:g}/{result.max_score:g}" if result.status == "graded" else result.status
+            f"{result.score:g}/{result.max_score:g}" if result.status == GRADED else result.status
         )
         click.echo(f"[{done}/{total}] {result.student}: {outcome}", err=True)
 
     run = grade.main(lab=lab, submissions=submissions, out=out, workers=workers, force=force,
                      progress=progress)  # fmt: skip
     click.echo(export.class_table(run.lab, run.results))
-    rejected = [r for r in run.results if r.status != "graded"]
+    rejected = [r for r in run.results if r.status != GRADED]
     click.echo(
         f"\n{len(run.results)} submissions: {len(run.results) - len(rejected)} graded, "
         f"{len(rejected)} not graded, {run.skipped} already graded (use --force to regrade)"
@@ -154,7 +154,7 @@ def release(check_only: bool) -> None:
             f"labs/ is stale for: {', '.join(stale)} — run `make release` and commit labs/",
             err=True,
         )
-        sys.exit(1)
+        sys.exit(ExitCode.PROBLEM)
     click.echo(f"released: {', '.join(stale) or 'nothing changed'}")
 
 
@@ -177,7 +177,7 @@ def validate(evidence: bool, labs: tuple[str, ...]) -> None:
         for problem in problems:
             click.echo(f"  - {problem}")
         failed |= bool(problems)
-    sys.exit(1 if failed else 0)
+    sys.exit(ExitCode.PROBLEM if failed else ExitCode.OK)
 
 
 @cli.command()
@@ -196,7 +196,7 @@ def demo(labs: tuple[str, ...], workers: int | None) -> None:
         if ok
         else "\nsome sample scores differ from samples/*/expected.json"
     )
-    sys.exit(0 if ok else 1)
+    sys.exit(ExitCode.OK if ok else ExitCode.PROBLEM)
 
 
 @cli.command()

@@ -18,8 +18,10 @@ ENV_PREFIX = "CLOUDLABS_"
 T = TypeVar("T")
 
 
-def _field(default: Any, doc: str) -> Any:
-    return dataclasses.field(default=default, metadata={"doc": doc})
+def _field(default: Any, doc: str, shown: str = "") -> Any:
+    """A setting: its default, a one-line description, and how docs show a default that depends
+    on the machine (``shown``)."""
+    return dataclasses.field(default=default, metadata={"doc": doc, "shown": shown})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +46,7 @@ class EmulatorConfig:
 class GradeConfig:
     """How submissions are executed and scored."""
 
-    workers: int = _field(os.cpu_count() or 1, "submissions graded at once")
+    workers: int = _field(os.cpu_count() or 1, "submissions graded at once", "number of CPU cores")
     cell_timeout: float = _field(60.0, "seconds one cell may run before it counts as hung")
     notebook_timeout: float = _field(600.0, "seconds of execution one submission may use in all")
     memory_mb: int = _field(2048, "address-space limit of a student's kernel, in MiB")
@@ -87,9 +89,13 @@ def load(cls: type[T], section: str, **overrides: Any) -> T:
 
 
 def describe(cls: type) -> list[tuple[str, str, str]]:
-    """(environment variable, default, description) for each field, for docs and --help."""
+    """(environment variable, default, description) for each field, for docs and --help; a path
+    in the checkout is shown as ``<checkout>/...``."""
     section = cls.__name__.removesuffix("Config").upper()
-    return [
-        (f"{ENV_PREFIX}{section}_{f.name.upper()}", str(f.default), f.metadata.get("doc", ""))
-        for f in dataclasses.fields(cls)
-    ]
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.metadata.get("shown") or f.default
+        if isinstance(default, Path) and default.is_relative_to(ROOT):
+            default = f"<checkout>/{default.relative_to(ROOT)}"
+        rows.append((f"{ENV_PREFIX}{section}_{f.name.upper()}", str(default), f.metadata["doc"]))
+    return rows

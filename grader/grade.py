@@ -23,7 +23,7 @@ from grader import export, feedback, nbgrader_glue, sandbox
 from grader import workspace as workspaces
 from grader.collect import Submission, collect
 from grader.config import EmulatorConfig, GradeConfig, load
-from grader.errors import EmulatorError
+from grader.errors import EmulatorError, ExitCode
 from grader.kernels import KernelPool
 from grader.labs import RELEASE_DIR, SOURCE_DIR, Lab, find
 from grader.pipeline import Context, grade, infrastructure_failure, new_kernel
@@ -178,6 +178,7 @@ def main(
     return ClassRun(the_lab, workspace, results, skipped, timings)
 
 
-def exit_code(run: ClassRun) -> int:
-    """0 graded (whatever the scores), 3 when an infrastructure failure left work undone."""
-    return 3 if run.infrastructure_failed else 0
+def exit_code(run: ClassRun) -> ExitCode:
+    """OK when the class was graded (whatever the scores); INFRASTRUCTURE when an
+    infrastructure failure left work undone."""
+    return ExitCode.INFRASTRUCTURE if run.infrastructure_failed else ExitCode.OK
