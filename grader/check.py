@@ -8,7 +8,6 @@ hints for what failed. Nothing is recorded anywhere but a temporary workspace.
 from __future__ import annotations
 
 import dataclasses
-import html
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import nbformat
 
 from grader import emulator as emu
+from grader import html as pages
 from grader import labs as lab_index
 from grader import notebook as nbu
 from grader import summary
@@ -133,10 +133,8 @@ class Shown:
     lab: Lab
 
     def _repr_html_(self) -> str:
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.notes(self.result))
-        return summary.html_table(self.result, self.lab) + (
-            f"<ul class='note'>{notes}</ul>" if notes else ""
-        )
+        notes = pages.render("notes.html.j2", notes=summary.notes(self.result))
+        return summary.html_table(self.result, self.lab) + notes
 
     def __repr__(self) -> str:
         return report(self.result, self.lab)

@@ -11,6 +11,7 @@ from grader import labs as lab_index
 from grader import notebook as nbu
 from grader.export import class_table
 from grader.labs import find
+from grader.results import GRADED
 
 
 def main(
@@ -43,7 +44,7 @@ def main(
         echo(class_table(run.lab, run.results))
         for result in run.results:
             want = expected.get(result.student)
-            ok = want is not None and abs(result.score - want) < 1e-6 and result.status == "graded"
+            ok = want is not None and abs(result.score - want) < 1e-6 and result.status == GRADED
             all_match &= ok
             echo(
                 f"  {result.student:10} {result.score:g}/{result.max_score:g} expected {want:g} {'ok' if ok else 'MISMATCH'}"

@@ -20,6 +20,7 @@ from grader import grade, nbgrader_glue
 from grader import notebook as nbu
 from grader.config import EmulatorConfig, GradeConfig, load
 from grader.labs import RELEASE_DIR, SOURCE_DIR, find
+from grader.results import GRADED
 from grader.samples import solution_submission
 
 
@@ -88,7 +89,7 @@ def main(
     for result in run.results:
         section = result.student.removeprefix("without-")
         got, top = result.exercises.get(section, (0.0, 0.0))
-        if result.status != "graded" or got > 1e-9:
+        if result.status != GRADED or got > 1e-9:
             details = tuple(
                 f"{c.grade_id} {c.points:g}"
                 for c in result.cells

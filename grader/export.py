@@ -6,12 +6,12 @@ character XML 1.0 or HTML cannot carry."""
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from grader import html as pages
 from grader import notebook as nbu
 from grader.labs import Lab
 from grader.results import (
@@ -138,32 +138,21 @@ def write_plot(lab: Lab, results: list[SubmissionResult], path: Path) -> None:
 
 
 def write_summary_html(lab: Lab, results: list[SubmissionResult], path: Path, plot: str) -> None:
-    def e(text: object, limit: int = 200) -> str:
-        return html.escape(clean(text, limit))
-
     sections = list(exercise_fractions(results)) or sorted({c.section for c in lab.graded_cells})
-    head = "".join(f"<th>{e(s)}</th>" for s in sections)
     rows = []
     for r in results:
         ex = r.exercises
-        cells = "".join(
-            f"<td>{ex[s][0]:g}/{ex[s][1]:g}</td>" if s in ex else "<td>–</td>" for s in sections
-        )
-        status = "" if r.status == GRADED else f"{e(r.status)}: {e(r.reason, REASON_LIMIT)}"
-        rows.append(
-            f"<tr><td>{e(r.student)}</td><td>{r.score:g}/{r.max_score:g}</td>{cells}<td>{status}</td></tr>"
-        )
-    titles = "".join(f"<li>{e(s)}: {e(nbu.exercise_title(lab.notebook, s))}</li>" for s in sections)
+        rows.append({
+            "student": r.student, "total": f"{r.score:g}/{r.max_score:g}",
+            "cells": [f"{ex[s][0]:g}/{ex[s][1]:g}" if s in ex else "–" for s in sections],
+            "problem": "" if r.status == GRADED else f"{r.status}: {r.reason}",
+        })  # fmt: skip
+    titles = [(s, nbu.exercise_title(lab.notebook, s)) for s in sections]
     write_atomically(
         path,
-        "<!doctype html><html><head><meta charset='utf-8'><title>"
-        f"{e(lab.name)} summary</title><style>body{{font-family:system-ui;margin:2rem}}"
-        "td,th{border:1px solid #ccc;padding:.2rem .5rem}table{border-collapse:collapse}</style>"
-        f"</head><body><h1>{e(lab.name)}: {len(results)} submissions</h1>"
-        f"<img src='{e(plot)}' alt='score distribution' style='max-width:100%'><ul>{titles}</ul>"
-        f"<table><tr><th>student</th><th>total</th>{head}<th>problem</th></tr>{''.join(rows)}"
-        "</table></body></html>",
-    )
+        pages.render("class_summary.html.j2", lab=lab.name, plot=plot, sections=titles,
+                     rows=rows, reason_limit=REASON_LIMIT),
+    )  # fmt: skip
 
 
 def class_table(lab: Lab, results: list[SubmissionResult]) -> str:

@@ -2,27 +2,30 @@
 notebook as graded — with hidden tests removed and failures shown as one line, never a traceback
 that could quote a hidden test.
 
-The notebook is rendered here rather than with nbconvert: ten times faster (it runs once per
-submission), and every output a student's code produced is escaped (no script or HTML from a
-submission ever reaches the page an instructor opens). Markdown comes from the lab's own cells.
+The notebook is rendered here (grader/templates/feedback.html.j2) rather than with nbconvert: ten
+times faster (it runs once per submission), and every output a student's code produced is escaped
+by Jinja2's autoescaping (no script or HTML from a submission ever reaches the page an instructor
+opens). Markdown comes from the lab's own cells.
 Every text from a submission is also cleaned (:func:`grader.text.clean`): capped in size, with no
 character HTML cannot carry."""
 
 from __future__ import annotations
 
 import copy
-import html
 import re
 
 import mistune
 import nbformat
+from markupsafe import Markup
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
 
+from grader import html as pages
 from grader import notebook as nbu
 from grader import summary
 from grader.labs import Lab
 from grader.results import (
+    GRADED,
     MESSAGE_LIMIT,
     REASON_LIMIT,
     SubmissionResult,
@@ -37,33 +40,10 @@ IMAGE_LIMIT = 2_000_000  #: characters of one base64 image shown (larger ones ar
 PAGE_OUTPUTS = 500  #: outputs shown on one page; then a line says how many more there were
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 
-STYLE = """
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
-.ok{color:#11702a}summary{cursor:pointer}.no{color:#a4161a}.note{color:#555}
-"""
 
-
-def summary_html(result: SubmissionResult, lab: Lab) -> str:
-    """The score table and the reasons, as an HTML fragment."""
-
-    def e(text: object, limit: int = MESSAGE_LIMIT) -> str:
-        return html.escape(clean(text, limit))
-
-    parts = [f"<h1>{e(lab.name)} — {e(result.student)}</h1>"]
-    if result.status != "graded":
-        parts.append(f"<p class='no'><b>Not graded:</b> {e(result.reason, REASON_LIMIT)}</p>")
-        return "\n".join(parts)
-    parts.append(
-        f"<p><b>Score: {summary.points(result.score)} / {summary.points(result.max_score)}</b></p>"
-    )
-    parts.append(summary.html_table(result, lab))
-    if result.notes:
-        parts.append("<h2>Notes</h2><ul class='note'>")
-        notes = summary.notes(result)
-        parts += [f"<li>{html.escape(note)}</li>" for note in notes]
-        parts.append("</ul>")
-    return "\n".join(parts)
+def _notes(result: SubmissionResult) -> Markup | None:
+    notes = summary.notes(result)
+    return pages.trusted(pages.render("notes.html.j2", notes=notes)) if notes else None
 
 
 def student_view(
@@ -100,66 +80,58 @@ def _text(value: object) -> str:
     return str(value or "")
 
 
-def _output_html(output: NotebookNode) -> str:
-    def e(text: object, limit: int = OUTPUT_LIMIT) -> str:
-        return html.escape(clean(text, limit))
-
+def _output(output: NotebookNode) -> dict[str, str] | None:
+    """What the page shows of one output: its kind and its (cleaned, not yet escaped) text."""
     kind = output.get("output_type")
     if kind == "stream":
-        return f"<pre class='out'>{e(_text(output.get('text', '')))}</pre>"
+        return {"kind": "text", "text": clean(_text(output.get("text", "")), OUTPUT_LIMIT)}
     if kind == "error":
         name, value = output.get("ename", ""), output.get("evalue", "")
-        return f"<pre class='out no'>{e(name, 200)}: {e(value, MESSAGE_LIMIT)}</pre>"
+        return {"kind": "error", "text": f"{clean(name, 200)}: {clean(value, MESSAGE_LIMIT)}"}
     data = output.get("data") or {}
     if not isinstance(data, dict):
-        return ""
+        return None
     image = _text(data.get("image/png", ""))
     if image and len(image) <= IMAGE_LIMIT and _BASE64.fullmatch(image):
-        return f"<img alt='plot' src='data:image/png;base64,{e(image.strip(), IMAGE_LIMIT)}'>"
-    return f"<pre class='out'>{e(_text(data.get('text/plain', '')))}</pre>"
+        return {"kind": "image", "text": clean(image.strip(), IMAGE_LIMIT)}
+    return {"kind": "text", "text": clean(_text(data.get("text/plain", "")), OUTPUT_LIMIT)}
 
 
-def render_notebook(nb: NotebookNode) -> str:
-    parts = []
+def notebook_cells(nb: NotebookNode) -> tuple[list[dict], int]:
+    """The cells as the page shows them, and how many outputs were left out (PAGE_OUTPUTS)."""
+    cells: list[dict] = []
     shown = hidden = 0
     for cell in nb.cells:
         if cell.cell_type == "markdown":  # the lab's own cells (grader.restore)
-            parts.append(f"<div class='md'>{_markdown(clean(cell.source, 10**6))}</div>")
+            cells.append({"markdown": pages.trusted(_markdown(clean(cell.source, 10**6)))})
         elif cell.cell_type == "code":
-            parts.append(f"<pre class='in'>{html.escape(clean(cell.source, SOURCE_LIMIT))}</pre>")
+            outputs = []
             for output in cell.get("outputs", []):
                 if shown >= PAGE_OUTPUTS:
                     hidden += 1
                     continue
                 shown += 1
-                parts.append(_output_html(output))
-    if hidden:
-        parts.append(f"<p class='note'>{hidden:,} more outputs are not shown.</p>")
-    return "\n".join(parts)
-
-
-PAGE_STYLE = (
-    STYLE
-    + """
-pre.in{background:#f5f5f5;padding:.5rem;border-left:3px solid #888;overflow-x:auto}
-pre.out{padding:.3rem .5rem;overflow-x:auto;max-height:30rem}.md{margin:1rem 0}
-"""
-)
+                if (shown_output := _output(output)) is not None:
+                    outputs.append(shown_output)
+            cells.append({"markdown": None, "source": cell.source, "outputs": outputs})
+    return cells, hidden
 
 
 def render(
     result: SubmissionResult, lab: Lab, executed: NotebookNode | None, release: NotebookNode | None
 ) -> str:
-    body = summary_html(result, lab)
-    if executed is not None and release is not None:
-        body += "<h2>Your notebook as graded</h2>" + render_notebook(
-            student_view(executed, release, result)
-        )
-    title = html.escape(clean(f"{lab.name} — {result.student}", 200))
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{PAGE_STYLE}</style></head><body>{body}</body></html>"
-    )
+    graded = result.status == GRADED
+    cells, hidden = None, 0
+    if graded and executed is not None and release is not None:
+        cells, hidden = notebook_cells(student_view(executed, release, result))
+    return pages.render(
+        "feedback.html.j2", lab=lab.name, student=result.student, graded=graded,
+        reason=result.reason, reason_limit=REASON_LIMIT, score=summary.points(result.score),
+        max_score=summary.points(result.max_score),
+        table=pages.trusted(summary.html_table(result, lab)) if graded else "",
+        notes=_notes(result) if graded else None, cells=cells, hidden=hidden,
+        source_limit=SOURCE_LIMIT,
+    )  # fmt: skip
 
 
 def write(

@@ -12,7 +12,8 @@ In a lecture::
 from __future__ import annotations
 
 import hashlib
-import sys
+
+import click
 
 
 def normalize(answer: object) -> str:
@@ -42,13 +43,18 @@ def check(question_id: str, answer: object, expected_digest: str) -> bool:
     return right
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] != "digest":
-        print("usage: python -m grader.quiz digest <question-id> <answer>", file=sys.stderr)
-        return 2
-    print(digest(argv[1], argv[2]))
-    return 0
+@click.group()
+def main() -> None:
+    """Knowledge-check digests for lecture notebooks."""
+
+
+@main.command("digest")
+@click.argument("question_id")
+@click.argument("answer")
+def digest_command(question_id: str, answer: str) -> None:
+    """Print the digest of ANSWER to QUESTION_ID (paste it into the lecture's check)."""
+    click.echo(digest(question_id, answer))
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    main()

@@ -8,9 +8,9 @@ the first failed test or state check) with that check's hint; the total at the e
 from __future__ import annotations
 
 import dataclasses
-import html
 import re
 
+from grader import html as pages
 from grader import notebook as nbu
 from grader.labs import Lab
 from grader.results import GATED, GRADED, MAX_NOTES, MESSAGE_LIMIT, NOTE_LIMIT, SubmissionResult
@@ -99,27 +99,9 @@ def text(result: SubmissionResult, lab: Lab, *, heading: str = "") -> str:
 
 def html_table(result: SubmissionResult, lab: Lab) -> str:
     """The summary as an HTML fragment: a table, each exercise's details folded."""
-
-    def e(value: object) -> str:
-        return html.escape(clean(value, MESSAGE_LIMIT))
-
-    if result.status != GRADED:
-        return f"<p class='no'><b>Not graded:</b> {e(result.reason)}</p>"
-    rows = []
-    for line in exercise_lines(result, lab):
-        if line.state == DONE:
-            detail = "<span class='ok'>done</span>"
-        elif line.state == NOT_ATTEMPTED:
-            detail = "<span class='note'>not attempted</span>"
-        else:
-            more = "".join(f"<li>{e(c)}</li>" for c in line.failed_checks)
-            hint = f"<br>Hint: {e(line.hint)}" if line.hint else ""
-            detail = (
-                f"<details><summary class='no'>{e(line.cause)}</summary>"
-                f"{hint}<ul class='note'>{more}</ul></details>"
-            )
-        rows.append(f"<tr><td>{e(line.title)}</td><td>{e(line.points)}</td><td>{detail}</td></tr>")
-    return (
-        "<table class='cloudlabs-summary'><tr><th>Exercise</th><th>Points</th><th>What to do"
-        "</th></tr>" + "".join(rows) + f"</table><p><b>{e(total_line(result))}</b></p>"
-    )
+    graded = result.status == GRADED
+    return pages.render(
+        "summary_table.html.j2", graded=graded, reason=result.reason,
+        lines=exercise_lines(result, lab) if graded else [], total=total_line(result),
+        DONE=DONE, NOT_ATTEMPTED=NOT_ATTEMPTED,
+    )  # fmt: skip

@@ -24,7 +24,10 @@ def test_check_reports_without_raising(capsys):
     assert "correct" in out and "not quite" in out and "not answered yet" in out
 
 
-def test_cli_prints_digest(capsys):
-    assert main(["digest", "x", "A"]) == 0
-    assert capsys.readouterr().out.strip() == digest("x", "A")
-    assert main(["nonsense"]) == 2
+def test_cli_prints_digest():
+    from click.testing import CliRunner
+
+    done = CliRunner().invoke(main, ["digest", "x", "A"])
+    assert done.exit_code == 0 and done.output.strip() == digest("x", "A")
+    assert CliRunner().invoke(main, ["nonsense"]).exit_code == 2  # click: no such command
+    assert CliRunner().invoke(main, ["digest", "x"]).exit_code == 2  # click: missing ANSWER

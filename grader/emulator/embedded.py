@@ -22,6 +22,8 @@ import time
 import tomllib
 from pathlib import Path
 
+import psutil
+
 from grader import ROOT
 from grader.config import EmulatorConfig
 from grader.emulator import TOKEN_FILE, Status, health
@@ -83,27 +85,32 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    """The process exists and is not a zombie (a zombie child of ours counts as gone)."""
+    if pid <= 0:
         return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as gone
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
         return True
 
 
 def _is_our_emulator(pid: int, home: Path) -> bool:
     """True when ``pid`` is a LocalStack runtime whose state lives under ``home``."""
+    if not _alive(pid):
+        return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return _alive(pid)  # no /proc (macOS): trust the pid file
-    return b"localstack.runtime.main" in cmdline and str(home).encode() in environ
+        process = psutil.Process(pid)
+        cmdline, environ = process.cmdline(), process.environ()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # not ours to inspect: trust the pid file
+    home_text = str(home)
+    return "localstack.runtime.main" in cmdline and any(
+        home_text in value for value in environ.values()
+    )
 
 
 def _port_free(host: str, port: int) -> bool:

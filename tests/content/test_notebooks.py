@@ -15,6 +15,7 @@ from grader import labs as lab_index
 from grader import notebook as nbu
 from grader.config import GradeConfig, load
 from grader.pipeline import new_identity
+from grader.results import GRADED
 
 LECTURES = sorted((ROOT / "course").rglob("*.ipynb"))
 LECTURES = [p for p in LECTURES if ".ipynb_checkpoints" not in p.parts]
@@ -52,7 +53,7 @@ def test_lab_samples_score_as_expected(name, emulator, tmp_path):
         grade_config=load(GradeConfig, "grade", workers=2),
     )
     scores = {r.student: (r.status, r.score) for r in run.results}
-    assert scores == {student: ("graded", want) for student, want in expected.items()}, [
+    assert scores == {student: (GRADED, want) for student, want in expected.items()}, [
         (r.student, r.notes, [(c.grade_id, c.message) for c in r.cells if not c.passed])
         for r in run.results
     ]

@@ -10,6 +10,7 @@ import pytest
 from grader import emulator as emu
 from grader import grade
 from grader.config import GradeConfig, load
+from grader.results import GRADED
 from tests.conftest import emulator_config
 from tests.grader.conftest import FILES, write_class
 from tests.grader.test_grade import answered
@@ -71,7 +72,7 @@ def test_an_emulator_lost_mid_submission_is_noticed_and_the_submission_regraded(
         result = run(submissions, tmp_path / "out", own)
         (ann,) = result.results
         assert pending["faults"] == 0  # the fault happened
-        assert (ann.status, ann.score) == ("graded", 9), (ann.reason, ann.notes)
+        assert (ann.status, ann.score) == (GRADED, 9), (ann.reason, ann.notes)
         assert grade.exit_code(result) == 0
         assert own.status().running
     finally:
