@@ -95,92 +95,17 @@ def notebook(*cells: NotebookNode) -> NotebookNode:
     return nb
 
 
+#: The minilab: a small S3 + SQS lab that follows docs/lab-format.md (9 points), one copy only.
+MINILAB = Path(__file__).parent / "grader" / "files" / "minilab" / "minilab.ipynb"
+
+
+#: The minilab's state checks (the same file).
+MINILAB_CHECKS = (MINILAB.parent / "checks.py").read_text()
+
+
 def minilab() -> NotebookNode:
-    """A small S3 + SQS lab that follows docs/lab-format.md (9 points)."""
-    return notebook(
-        markdown("# Minilab: a bucket and a queue\n\nA small lab used by the grader's tests."),
-        parameters(),
-        setup(),
-        markdown("## Exercise 1 — A bucket for reports (4 points)\n\nCreate a versioned bucket."),
-        solution(
-            "ex1_solution",
-            'bucket_name = f"{prefix}-reports"\n'
-            "### BEGIN SOLUTION\n"
-            's3 = client("s3")\n'
-            "s3.create_bucket(Bucket=bucket_name)\n"
-            's3.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration={"Status": "Enabled"})\n'
-            "### END SOLUTION\n",
-        ),
-        test(
-            "ex1_test_exists",
-            'names = [b["Name"] for b in client("s3").list_buckets()["Buckets"]]\n'
-            'assert bucket_name in names, f"no bucket named {bucket_name}"\n',
-            hint="create the bucket with create_bucket",
-        ),
-        test(
-            "ex1_test_versioning",
-            "### BEGIN HIDDEN TESTS\n"
-            'status = client("s3").get_bucket_versioning(Bucket=bucket_name).get("Status")\n'
-            'assert status == "Enabled", "versioning is not enabled"\n'
-            "### END HIDDEN TESTS\n",
-            hint="enable versioning with put_bucket_versioning",
-        ),
-        state(
-            "ex1_state",
-            'a bucket named f"{prefix}-reports" with versioning enabled',
-            points=2,
-            hint="the bucket must exist and be versioned when the notebook ends",
-        ),
-        markdown(
-            "## Exercise 2 — A queue for jobs (4 points)\n\nCreate a queue and send a message."
-        ),
-        solution(
-            "ex2_solution",
-            'queue_name = f"{prefix}-jobs"\n'
-            "### BEGIN SOLUTION\n"
-            'sqs = client("sqs")\n'
-            'queue_url = sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "45"})["QueueUrl"]\n'
-            'sqs.send_message(QueueUrl=queue_url, MessageBody="hello")\n'
-            "### END SOLUTION\n",
-        ),
-        test(
-            "ex2_test_url",
-            'assert queue_url.endswith(queue_name), "queue_url should be the URL of your queue"\n'
-            "### BEGIN HIDDEN TESTS\n"
-            'attrs = client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]\n'
-            'assert attrs["VisibilityTimeout"] == "45", '
-            "f\"the queue's visibility timeout is {attrs['VisibilityTimeout']} seconds; "
-            'create it with VisibilityTimeout 45"\n'
-            "### END HIDDEN TESTS\n",
-            points=2,
-            hint="create_queue returns the URL; set VisibilityTimeout to 45",
-        ),
-        state(
-            "ex2_state",
-            'a queue f"{prefix}-jobs" with a 45 s visibility timeout holding a message',
-            points=2,
-            hint="the queue must hold the message you sent",
-        ),
-        markdown(
-            "## Knowledge check\n\n**Q1.** Which service is a queue? A) S3 B) SQS C) EC2 D) IAM"
-        ),
-        solution(
-            "kc1_solution",
-            'answer_1 = None\n### BEGIN SOLUTION\nanswer_1 = "B"\n### END SOLUTION\n',
-        ),
-        test(
-            "kc1_test",
-            'assert answer_1 in {"A", "B", "C", "D"}, "answer with one letter"\n'
-            "### BEGIN HIDDEN TESTS\n"
-            'assert answer_1 == "B", "answer 1 is not the right choice: reread the section on queues"\n'
-            "### END HIDDEN TESTS\n",
-            hint="reread the section on queues",
-        ),
-    )
-
-
-#: The minilab's state checks: the committed test data file is the one source.
-MINILAB_CHECKS = (Path(__file__).parent / "grader" / "files" / "minilab" / "checks.py").read_text()
+    """A fresh copy of the minilab's source notebook (tests/grader/files/minilab)."""
+    return nbformat.read(str(MINILAB), as_version=4)
 
 
 def write(nb: NotebookNode, path) -> None:
