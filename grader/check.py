@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import nbformat
@@ -22,9 +23,11 @@ from grader import summary
 from grader.collect import Submission
 from grader.config import EmulatorConfig, GradeConfig, load
 from grader.errors import CloudlabsError, EmulatorError
+from grader.kernels import KernelPool
 from grader.labs import Lab, find
-from grader.pipeline import Context, grade
+from grader.pipeline import Context, grade, new_kernel
 from grader.results import SubmissionResult
+from grader.trusted import TestPool
 from grader.workspace import Workspace, prepare
 
 
@@ -79,7 +82,7 @@ def main(
         raise EmulatorError("the emulator is not running", fix="start it with `cloudlabs up`")
     config = grade_config or load(GradeConfig, "grade", sandbox="none")
     workspace, release = _cached_workspace(lab, emulator.config.home / "check")
-    ctx = Context(
+    base = Context(
         lab=lab,
         release=release,
         workspace=workspace,
@@ -90,7 +93,14 @@ def main(
         emulator=emulator,
         record=False,
     )
-    result = grade(Submission("me", notebook), ctx)  # with a test process of its own
+    # The trusted test process and the kernel boot (their own processes) while this one reads
+    # the notebook and imports nbgrader.
+    with TestPool() as tests, KernelPool(partial(new_kernel, base), ahead=1, total=1) as kernels:
+        tests.warm(1)
+        kernels.fill()
+        result = grade(
+            Submission("me", notebook), dataclasses.replace(base, tests=tests, kernels=kernels)
+        )
     # Test cells whose every assert is hidden pass trivially here: leave them to the instructor.
     hidden = {
         nbu.grade_id(c) for c in release.cells if nbu.is_test(c) and not nbu.has_code(c.source)

@@ -15,15 +15,18 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbformat import NotebookNode
-from nbgrader import utils
-from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.apps import NbGraderAPI
-from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
 from grader.errors import LabError
+
+if TYPE_CHECKING:
+    from nbgrader.apps import NbGraderAPI
+
+# nbgrader is imported where it is used: importing it takes a second (its package loads its Jupyter
+# server extensions), which a self-check spends while its notebook runs (grader.check).
 
 # nbgrader runs the `alembic` command of its own environment: make sure that environment's
 # scripts are on PATH even when the interpreter was started without activating the virtualenv.
@@ -54,6 +57,9 @@ def _locked(function):
 
 
 def _api(source_dir: Path, release_dir: Path, db_url: str) -> NbGraderAPI:
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
     config = Config()
     config.CourseDirectory.root = str(source_dir.parent)
     config.CourseDirectory.source_directory = str(source_dir)
@@ -71,6 +77,8 @@ def _api(source_dir: Path, release_dir: Path, db_url: str) -> NbGraderAPI:
 @_locked
 def generate_release(lab: str, *, source_dir: Path, release_dir: Path, db_url: str) -> Path:
     """Run ``nbgrader generate_assignment`` for ``lab``; returns ``release_dir/lab``."""
+    from nbgrader.api import Gradebook
+
     with Gradebook(db_url) as gb:
         gb.update_or_create_assignment(lab)
     api = _api(source_dir, release_dir, db_url)
@@ -103,6 +111,9 @@ def record(
     points (computed in memory, :mod:`grader.score` and :mod:`grader.verify`) as its autograded
     score, so an instructor may still override any of them in formgrader; and nbgrader's "No
     response." comment on answer cells left as released."""
+    from nbgrader import utils
+    from nbgrader.api import Gradebook, MissingEntry
+
     with Gradebook(db_url) as gb:
         gb.update_or_create_student(student)
         with contextlib.suppress(MissingEntry):
@@ -128,6 +139,8 @@ def record(
 @_locked
 def scores(*, lab: str, student: str, db_url: str) -> dict[str, tuple[float, float]]:
     """(score, max) per grade id for one submission, as the gradebook has them."""
+    from nbgrader.api import Gradebook
+
     with Gradebook(db_url) as gb:
         notebook = gb.find_submission_notebook(lab, lab, student)
         return {g.name: (float(g.score), float(g.max_score)) for g in notebook.grades}
@@ -136,6 +149,8 @@ def scores(*, lab: str, student: str, db_url: str) -> dict[str, tuple[float, flo
 @_locked
 def add_students(students: list[str], *, db_url: str) -> None:
     """Every student of the class, graded or not, so that the CSV export lists them all."""
+    from nbgrader.api import Gradebook
+
     with Gradebook(db_url) as gb:
         for student in students:
             gb.update_or_create_student(student)

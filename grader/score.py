@@ -13,7 +13,6 @@ once (:func:`grader.nbgrader_glue.record`).
 from __future__ import annotations
 
 from nbformat import NotebookNode
-from nbgrader.utils import determine_grade
 
 from grader import notebook as nbu
 from grader import plain
@@ -42,6 +41,8 @@ def prepare_for_nbgrader(nb: NotebookNode, ran: set[int]) -> list[str]:
 def test_points(nb: NotebookNode) -> dict[str, float]:
     """Points per grade id of every graded test cell, as nbgrader scores them (0 when the cell
     has an error output, its points otherwise). State-check cells are left to grader.verify."""
+    from nbgrader.utils import determine_grade  # imported late: see grader.nbgrader_glue
+
     points = {}
     for cell in nb.cells:
         if nbu.is_test(cell):

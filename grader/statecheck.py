@@ -265,17 +265,11 @@ class _EndpointSession(boto3.Session):
             region_name=region,
         )
         self._endpoint_url = endpoint_url
-        self._clients: dict[str, Any] = {}
 
     def client(self, service_name: str, **kwargs: Any):  # type: ignore[override]
-        """A client for ``service_name``; the plain ones are made once per session (a submission's
-        checks ask for the same few services again and again, and a client takes ~10 ms)."""
-        if not kwargs:
-            if service_name not in self._clients:
-                self._clients[service_name] = self.client(service_name, endpoint_url=None)
-            return self._clients[service_name]
-        if kwargs.get("endpoint_url") is None:
-            kwargs["endpoint_url"] = self._endpoint_url
+        """A new client for ``service_name`` (never a shared one: a caller may register event
+        handlers on it, such as a test's admin token, and they must not reach other callers)."""
+        kwargs.setdefault("endpoint_url", self._endpoint_url)
         kwargs.setdefault(
             "config",
             botocore.config.Config(
