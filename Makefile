@@ -53,7 +53,8 @@ $(EMU_VENV)/.installed: requirements/emulator.txt emulator/pyproject.toml
 	@touch $@
 
 # The suite: lint, the lab contract, labs/ up to date, then pytest on 2 workers (each with its own
-# emulator). Every lecture runs and every lab's samples are graded on the real emulator.
+# emulator). Every lecture runs and every lab's samples are graded on the real emulator. The real
+# labs' `validate` and `release --check` run here only, once; pytest tests both on the minilab.
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

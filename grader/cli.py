@@ -173,7 +173,8 @@ def validate(evidence: bool, labs: tuple[str, ...]) -> None:
 
     failed = False
     for lab, problems in validator.main(labs=list(labs) or None, evidence=evidence).items():
-        click.echo(f"{lab}: {'ok' if not problems else f'{len(problems)} problems'}")
+        count = f"{len(problems)} problem{'' if len(problems) == 1 else 's'}"
+        click.echo(f"{lab}: {count if problems else 'ok'}")
         for problem in problems:
             click.echo(f"  - {problem}")
         failed |= bool(problems)

@@ -35,7 +35,7 @@ class EmulatorConfig:
     home: Path = _field(ROOT / ".cloudlabs", "directory for emulator state, logs and pid file")
     python: Path = _field(ROOT / ".venv-emulator" / "bin" / "python", "the emulator's interpreter")
     start_timeout: float = _field(90.0, "seconds to wait for the emulator to become healthy")
-    region: str = _field("us-east-1", "default AWS region")
+    region: str = _field("us-east-1", "AWS region of every submission and of its state checks")
 
     @property
     def url(self) -> str:
@@ -89,8 +89,10 @@ def load(cls: type[T], section: str, **overrides: Any) -> T:
 
 
 def describe(cls: type) -> list[tuple[str, str, str]]:
-    """(environment variable, default, description) for each field, for docs and --help; a path
-    in the checkout is shown as ``<checkout>/...``."""
+    """(environment variable, default, description) for each field, for docs (grader.reference);
+    a path in the checkout is shown as ``<checkout>/...``. The section is the class name without
+    ``Config``, the name :func:`load` is called with (tests/test_docs.py proves that ``load``
+    reads every variable named here)."""
     section = cls.__name__.removesuffix("Config").upper()
     rows = []
     for f in dataclasses.fields(cls):

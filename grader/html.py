@@ -9,6 +9,7 @@ import functools
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from grader.results import MESSAGE_LIMIT
 from grader.text import clean
@@ -28,12 +29,13 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render(name: str, **context: Any) -> str:
-    """The template ``name`` (in grader/templates) rendered with ``context``."""
+def render(name: str, /, **context: Any) -> str:
+    """The template ``name`` (in grader/templates) rendered with ``context`` (which may itself
+    hold a ``name``). Pass a fragment rendered earlier through :func:`trusted`, or it is escaped."""
     return environment().get_template(name).render(**context)
 
 
-def trusted(markup: str) -> jinja2.utils.markupsafe.Markup:
+def trusted(markup: str) -> Markup:
     """HTML the grader made itself (the lab's markdown, a fragment rendered from a template):
     inserted as is."""
-    return jinja2.utils.markupsafe.Markup(markup)
+    return Markup(markup)

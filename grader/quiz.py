@@ -48,7 +48,8 @@ def main() -> None:
     """Knowledge-check digests for lecture notebooks."""
 
 
-@main.command("digest")
+# an answer may start with a dash (``digest q -5``): an unknown option is taken as the answer
+@main.command("digest", context_settings={"ignore_unknown_options": True})
 @click.argument("question_id")
 @click.argument("answer")
 def digest_command(question_id: str, answer: str) -> None:

@@ -8,23 +8,6 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-PARAMETERS = """import os
-
-endpoint_url = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-region = "us-east-1"
-account_id = "000000000000"
-prefix = "student"
-"""
-
-SETUP = """import boto3
-
-session = boto3.Session(aws_access_key_id=account_id, aws_secret_access_key="test", region_name=region)
-
-
-def client(name):
-    return session.client(name, endpoint_url=endpoint_url)
-"""
-
 
 def _nbgrader(grade_id: str, *, grade=False, solution=False, locked=False, points=None) -> dict:
     meta = {
@@ -49,16 +32,16 @@ def code(source: str, **metadata) -> NotebookNode:
 
 
 def parameters() -> NotebookNode:
-    return new_code_cell(
-        PARAMETERS,
-        metadata={"tags": ["parameters"], "nbgrader": _nbgrader("parameters", locked=True)},
-    )
+    """The minilab's parameters cell (the one every lab has, docs/lab-format.md)."""
+    return _tagged("parameters")
 
 
-def setup(source: str = SETUP) -> NotebookNode:
-    return new_code_cell(
-        source, metadata={"tags": ["setup"], "nbgrader": _nbgrader("setup", locked=True)}
-    )
+def setup(source: str | None = None) -> NotebookNode:
+    """The minilab's setup cell, or one with the same metadata and ``source``."""
+    cell = _tagged("setup")
+    if source is not None:
+        cell.source = source
+    return cell
 
 
 def solution(grade_id: str, source: str) -> NotebookNode:
@@ -85,27 +68,33 @@ def _graded(grade_id: str, body: str, points: float) -> NotebookNode:
 
 
 def notebook(*cells: NotebookNode) -> NotebookNode:
-    nb = new_notebook(cells=list(cells))
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    """A notebook of ``cells`` with the minilab's notebook metadata (kernelspec, language)."""
+    return new_notebook(cells=list(cells), metadata=minilab().metadata)
 
 
-#: The minilab: a small S3 + SQS lab that follows docs/lab-format.md (9 points), one copy only.
+#: The minilab: a small S3 + SQS lab that follows docs/lab-format.md (9 points). This file is its
+#: one copy: every notebook, cell or checks text of it that tests use is read from here.
 MINILAB = Path(__file__).parent / "grader" / "files" / "minilab" / "minilab.ipynb"
 
 
-#: The minilab's state checks (the same file).
+#: The minilab's state checks (the same folder).
 MINILAB_CHECKS = (MINILAB.parent / "checks.py").read_text()
 
 
 def minilab() -> NotebookNode:
     """A fresh copy of the minilab's source notebook (tests/grader/files/minilab)."""
     return nbformat.read(str(MINILAB), as_version=4)
+
+
+def _tagged(tag: str) -> NotebookNode:
+    """A fresh copy of the minilab's cell tagged ``tag``."""
+    (cell,) = [c for c in minilab().cells if tag in c.metadata.get("tags", [])]
+    return cell
+
+
+#: The minilab's parameters and setup code, e.g. to plant a copy of them in a submission.
+PARAMETERS = parameters().source
+SETUP = setup().source
 
 
 def write(nb: NotebookNode, path) -> None:

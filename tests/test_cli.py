@@ -1,14 +1,22 @@
-"""The command line: thin over the API, with exit codes that tell usage problems from
-infrastructure failures."""
+"""The command line: thin over the API, with exit codes (grader.errors.ExitCode) that tell usage
+problems from infrastructure failures. ``validate`` and ``release --check`` run here on the small
+minilab; over the real labs, ``make test`` runs them once, as commands."""
 
 from __future__ import annotations
 
+import functools
+
+import nbformat
 import pytest
 from click.testing import CliRunner
 
+from grader import release, validate
 from grader.cli import cli
 from grader.errors import ExitCode
+from tests import factories as f
 from tests.conftest import free_port
+
+COMMANDS = ["check", "demo", "down", "grade", "lab", "logs", "release", "status", "up", "validate"]
 
 
 @pytest.fixture
@@ -17,31 +25,54 @@ def no_emulator(tmp_path, monkeypatch):
     monkeypatch.setenv("CLOUDLABS_EMULATOR_PORT", str(free_port()))
 
 
+@pytest.fixture
+def small_labs(tmp_path, monkeypatch):
+    """solutions/ and labs/ with the minilab alone, for the commands that default to the real
+    ones; the minilab has 2 exercises and samples of its own."""
+    source, released, samples = tmp_path / "solutions", tmp_path / "labs", tmp_path / "samples"
+    f.write(f.minilab(), source / "minilab" / "minilab.ipynb")
+    (source / "minilab" / "checks.py").write_text(f.MINILAB_CHECKS)
+    (samples / "minilab").mkdir(parents=True)
+    (samples / "minilab" / "expected.json").write_text('{"solution": 9, "blank": 0}')
+    monkeypatch.setattr(
+        validate, "main", functools.partial(validate.main, source_dir=source, min_exercises=2)
+    )
+    monkeypatch.setattr(
+        validate, "problems", functools.partial(validate.problems, samples_dir=samples)
+    )
+    monkeypatch.setattr(
+        release, "main", functools.partial(release.main, source_dir=source, release_dir=released)
+    )
+    return source
+
+
+def commands_in_help(text: str) -> list[str]:
+    """The command names of the ``Commands:`` section of click's help."""
+    section = text.split("\nCommands:\n", 1)[1]
+    return [line.split()[0] for line in section.splitlines() if line.startswith("  ")]
+
+
 def test_help_lists_every_command():
     result = CliRunner().invoke(cli, ["--help"])
-    for command in (
-        "up",
-        "down",
-        "status",
-        "logs",
-        "lab",
-        "check",
-        "grade",
-        "release",
-        "validate",
-        "demo",
-    ):
-        assert f"  {command} " in result.output
+    assert result.exit_code == ExitCode.OK
+    assert commands_in_help(result.output) == COMMANDS == sorted(cli.commands)
+
+
+def test_bad_syntax_is_a_usage_error():
+    runner = CliRunner()
+    assert runner.invoke(cli, ["grade"]).exit_code == ExitCode.USAGE  # missing arguments
+    assert runner.invoke(cli, ["status", "--colour"]).exit_code == ExitCode.USAGE
+    assert runner.invoke(cli, ["astrology"]).exit_code == ExitCode.USAGE
 
 
 def test_status_without_emulator_says_how_to_start_it(no_emulator):
     result = CliRunner().invoke(cli, ["status"])
-    assert result.exit_code == 1 and "cloudlabs up" in result.output
+    assert result.exit_code == ExitCode.PROBLEM and "cloudlabs up" in result.output
 
 
 def test_check_without_emulator_is_an_infrastructure_failure(no_emulator):
     result = CliRunner().invoke(cli, ["check", "storage"])
-    assert result.exit_code == 3
+    assert result.exit_code == ExitCode.INFRASTRUCTURE
     assert "start it with `cloudlabs up`" in result.output
 
 
@@ -55,10 +86,44 @@ def test_grade_of_missing_submissions_is_a_usage_problem(no_emulator, tmp_path):
 
 def test_grade_of_unknown_lab_lists_the_labs(no_emulator, tmp_path):
     result = CliRunner().invoke(cli, ["grade", "astrology", str(tmp_path)])
-    assert result.exit_code == 1 and "labs: compute, messaging" in result.output
+    assert result.exit_code == ExitCode.PROBLEM and "labs: compute, messaging" in result.output
 
 
 def test_bad_setting_names_the_variable(monkeypatch):
     monkeypatch.setenv("CLOUDLABS_EMULATOR_PORT", "high")
     result = CliRunner().invoke(cli, ["status"])
-    assert result.exit_code == 1 and "CLOUDLABS_EMULATOR_PORT='high'" in result.output
+    assert result.exit_code == ExitCode.PROBLEM
+    assert "CLOUDLABS_EMULATOR_PORT='high'" in result.output
+
+
+def test_validate_passes_a_lab_that_follows_the_contract_and_lists_what_breaks_it(small_labs):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["validate"])
+    assert (result.exit_code, result.output.splitlines()) == (ExitCode.OK, ["minilab: ok"])
+    nb = f.minilab()
+    nb.cells[1].metadata["tags"] = []  # no parameters tag
+    f.write(nb, small_labs / "minilab" / "minilab.ipynb")
+    result = runner.invoke(cli, ["validate", "--lab", "minilab"])
+    assert result.exit_code == ExitCode.PROBLEM
+    assert result.output.splitlines() == [
+        "minilab: 1 problem",
+        "  - the first code cell must be tagged 'parameters'",
+    ]
+
+
+def test_release_then_release_check_fresh_then_stale(small_labs):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["release", "--check"])  # nothing released yet
+    assert result.exit_code == ExitCode.PROBLEM
+    assert result.stderr.splitlines() == [
+        "labs/ is stale for: minilab — run `make release` and commit labs/"
+    ]
+    result = runner.invoke(cli, ["release"])
+    assert (result.exit_code, result.output.splitlines()) == (ExitCode.OK, ["released: minilab"])
+    result = runner.invoke(cli, ["release", "--check"])
+    assert (result.exit_code, result.output) == (ExitCode.OK, "released: nothing changed\n")
+    path = small_labs / "minilab" / "minilab.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells[0].source += "\nA new sentence."
+    nbformat.write(nb, str(path))
+    assert runner.invoke(cli, ["release", "--check"]).exit_code == ExitCode.PROBLEM

@@ -31,3 +31,18 @@ def test_cli_prints_digest():
     assert done.exit_code == 0 and done.output.strip() == digest("x", "A")
     assert CliRunner().invoke(main, ["nonsense"]).exit_code == 2  # click: no such command
     assert CliRunner().invoke(main, ["digest", "x"]).exit_code == 2  # click: missing ANSWER
+    extra = CliRunner().invoke(main, ["digest", "x", "A", "B"])
+    assert extra.exit_code == 2 and not extra.stdout
+    negative = CliRunner().invoke(main, ["digest", "x", "-5"])  # a numeric answer, as before
+    assert negative.exit_code == 0 and negative.output.strip() == digest("x", -5)
+
+
+def test_the_documented_command_line_prints_the_digest():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "grader.quiz", "digest", "queues-sqs-1", "B"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == digest("queues-sqs-1", "B")

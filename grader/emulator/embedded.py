@@ -11,6 +11,7 @@ sees the token: the grader's sandbox hides ``config.home``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -89,11 +90,15 @@ def _alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            return True
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:
         return True
+    with contextlib.suppress(ChildProcessError):  # reap it when it is our child
+        os.waitpid(pid, os.WNOHANG)
+    return False
 
 
 def _is_our_emulator(pid: int, home: Path) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from grader import emulator as emu
 from grader import grade
 from grader.config import GradeConfig, load
-from grader.results import GRADED
+from grader.results import GRADED, INFRA
 from tests.conftest import emulator_config
 from tests.grader.conftest import FILES, write_class
 from tests.grader.test_grade import answered
@@ -112,7 +112,7 @@ def test_unrecoverable_emulator_is_an_infrastructure_failure(
     try:
         result = run(submissions, tmp_path / "out", own)
         assert grade.exit_code(result) == 3
-        assert result.results[0].status == "infrastructure-error"
+        assert result.results[0].status == INFRA
         assert "cannot start" in result.results[0].reason
     finally:
         own.stop()

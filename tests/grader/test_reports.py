@@ -12,11 +12,14 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+import jinja2
 import nbformat
 import pytest
 from nbformat.v4 import new_output
 
 from grader import export, feedback
+from grader import html as pages
+from grader import notebook as nbu
 from grader.execute import execute
 from grader.results import GRADED, REJECTED, CellResult, SubmissionResult
 from grader.text import clean
@@ -73,18 +76,26 @@ class _Strict(html.parser.HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.tags: list[str] = []
+        self.text: list[str] = []  #: the page's text, unescaped
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(page: str) -> _Strict:
+    parser = _Strict()
+    parser.feed(page)
+    parser.close()
+    return parser
 
 
 def assert_safe_html(text: str, bound: int) -> None:
     assert len(text.encode("utf-8")) < bound
     assert not INVALID.search(text) and "\x1b" not in text
-    parser = _Strict()
-    parser.feed(text)
-    parser.close()
-    assert "script" not in parser.tags
+    assert "script" not in parse(text).tags
     assert "onerror=" not in text
 
 
@@ -125,6 +136,65 @@ def test_hostile_text_is_bounded_and_parseable_in_every_report(tmp_path, minilab
     table = export.class_table(minilab, results)
     assert "\x1b" not in table and len(table) < 10_000
     assert len(json.dumps([r.to_json() for r in results])) < 1_000_000
+
+
+SCRIPT = "<script>alert('pwned' + \"!\")</script>"
+
+
+def test_feedback_shows_markup_from_a_submission_as_text_and_the_labs_own_as_html(
+    minilab, minilab_release
+):
+    cells = [
+        CellResult(g.grade_id, g.kind, g.section, 0, g.points, passed=False,
+                   message=f"{SCRIPT} in a message", hint=f"{SCRIPT} in a hint")
+        for g in minilab.graded_cells
+    ]  # fmt: skip
+    result = SubmissionResult(
+        f"eve{SCRIPT}", minilab.name, GRADED, max_score=minilab.max_score, cells=cells,
+        notes=[f"{SCRIPT} in a note"],
+    )  # fmt: skip
+    result.add_up()
+    executed = copy.deepcopy(minilab_release)
+    answer = next(c for c in executed.cells if c.cell_type == "code" and not nbu.is_graded(c))
+    answer.source = f"print({SCRIPT!r})  # in the source"
+    answer.outputs = [
+        new_output("stream", name="stdout", text=f"{SCRIPT} in a stream"),
+        new_output("error", ename="ValueError", evalue=f"{SCRIPT} in an error", traceback=[]),
+        new_output("display_data", data={"text/plain": f"{SCRIPT} in a display",
+                                         "text/html": SCRIPT}),
+    ]  # fmt: skip
+    page = feedback.render(result, minilab, executed, minilab_release)
+    parsed = parse(page)
+    assert "script" not in parsed.tags and "<script" not in page
+    text = "".join(parsed.text)
+    for where in ("message", "hint", "note", "stream", "error", "display"):
+        assert f"{SCRIPT} in a{'n' if where[0] in 'ae' else ''} {where}" in text, where
+    assert f"print({SCRIPT!r})  # in the source" in text
+    assert f"eve{SCRIPT}" in text  # the student's name, in the title and the heading
+    assert "<h2>Your notebook as graded</h2>" in page
+    assert "<h1>Minilab: a bucket and a queue</h1>" in page  # the lab's markdown, as HTML
+    assert {"table", "details", "pre"} <= set(parsed.tags)
+
+    rejected = SubmissionResult("eve", minilab.name, REJECTED, reason=f"{SCRIPT} in a reason")
+    page = feedback.render(rejected, minilab, executed, minilab_release)
+    parsed = parse(page)
+    assert "script" not in parsed.tags and "<script" not in page
+    assert f"Not graded: {SCRIPT} in a reason" in "".join(parsed.text)
+    assert "Your notebook as graded" not in page and "table" not in parsed.tags
+
+
+def test_render_escapes_every_value_but_a_trusted_fragment():
+    assert pages.render("notes.html.j2", notes=[SCRIPT]).strip() == (
+        "<ul class='note'><li>&lt;script&gt;alert(&#39;pwned&#39; + &#34;!&#34;)&lt;/script&gt;"
+        "</li></ul>"
+    )
+    inner = pages.render("notes.html.j2", notes=["<b>"]).strip()
+    nested = pages.render("notes.html.j2", notes=[inner, pages.trusted(inner)])
+    assert "<li>&lt;ul" in nested  # a plain string is escaped, even one rendered here
+    assert "<li><ul class='note'><li>&lt;b&gt;</li></ul></li>" in nested
+    assert pages.render("notes.html.j2", notes=[], name="a context value").strip() == ""
+    with pytest.raises(jinja2.UndefinedError):  # a missing value fails, never prints as ""
+        pages.render("notes.html.j2")
 
 
 def test_save_is_atomic_and_never_writes_through_a_link(tmp_path, monkeypatch):

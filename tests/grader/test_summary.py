@@ -3,8 +3,11 @@ cause in plain words with its hint, the total at the end (terminal, notebook and
 
 from __future__ import annotations
 
+import html.parser
+
 from grader import plain, summary
-from grader.results import GRADED, CellResult, SubmissionResult
+from grader.check import Shown
+from grader.results import GRADED, REJECTED, CellResult, SubmissionResult
 
 
 def _result(minilab, **overrides) -> SubmissionResult:
@@ -53,6 +56,51 @@ def test_a_failed_exercise_shows_its_first_real_cause_then_its_hint(minilab):
     assert f"hint: {first.hint}" in text and "a later knock-on failure" not in text
     page = summary.html_table(result, minilab)
     assert "<details>" in page and "a later knock-on failure" in page  # folded details
+
+
+class _Page(html.parser.HTMLParser):
+    """The tags and the (unescaped) text of an HTML fragment."""
+
+    def __init__(self, page: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_the_notebook_shows_the_table_with_notes_and_markup_as_text(minilab):
+    ex1 = [g.grade_id for g in minilab.graded_cells if g.section == "ex1"]
+    script = "<script>alert('x')</script>"
+    result = _result(minilab, **{g: (0, f"{script} went wrong") for g in ex1})
+    result.notes = [f"{script} a note", "another note"]
+    shown = Shown(result, minilab)
+    page = shown._repr_html_()
+    parsed = _Page(page)
+    assert "script" not in parsed.tags and "<script" not in page
+    assert parsed.tags.count("tr") == 1 + len(result.exercises)  # a heading, then each exercise
+    assert "table" in parsed.tags and "details" in parsed.tags
+    text = "".join(parsed.text)
+    assert f"{script} went wrong" in text and f"{script} a note" in text and "another note" in text
+    assert summary.total_line(result) in text
+    for line in summary.exercise_lines(result, minilab):
+        assert line.title in text and line.points in text
+    assert repr(shown) == summary.text(
+        result, minilab, heading=f"{minilab.name}: your self-check (visible tests and state checks)"
+    )
+
+    result.notes = []
+    assert "ul class='note'></ul>" not in Shown(result, minilab)._repr_html_()  # no empty list
+    rejected = SubmissionResult("me", minilab.name, REJECTED, reason=f"{script} no notebook")
+    parsed = _Page(Shown(rejected, minilab)._repr_html_())
+    assert "table" not in parsed.tags and "script" not in parsed.tags
+    assert f"Not graded: {script} no notebook" in "".join(parsed.text)
 
 
 def test_the_answer_cells_own_error_comes_first(minilab):

@@ -19,6 +19,23 @@ def lab_dir(tmp_path, nb, checks=f.MINILAB_CHECKS):
     return source
 
 
+def student_view(source: str) -> str:
+    """``source`` as nbgrader releases it: solutions replaced by its stub, hidden tests removed."""
+    if "### BEGIN " not in source:
+        return source  # untouched, to the last newline
+    out, skipping = [], None
+    for line in source.splitlines():
+        if skipping:
+            skipping = None if line.strip() == f"### END {skipping}" else skipping
+        elif line.strip() in {"### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS"}:
+            skipping = line.strip().removeprefix("### BEGIN ")
+            if skipping == "SOLUTION":
+                out += ["# YOUR CODE HERE", "raise NotImplementedError()"]
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
 def test_minilab_follows_the_contract(tmp_path):
     samples = tmp_path / "samples" / "minilab"
     samples.mkdir(parents=True)
@@ -35,13 +52,16 @@ def test_contract_breaches_are_named(tmp_path):
             cell.source = "# Hint: x\nprint('not only comments')"
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex1_test_exists":
             cell.source = "assert True"
-    problems = validate.problems(find("minilab", source_dir=lab_dir(tmp_path, nb)), min_exercises=8)
-    text = "\n".join(problems)
-    assert "first code cell must be tagged 'parameters'" in text
-    assert "ex2_state: a state-check cell holds only comments" in text
-    assert "ex1_test_exists: the first line must be '# Hint: ...'" in text
-    assert "2 exercises; a lab has at least 8" in text
-    assert "expected.json is missing" in text
+    problems = validate.problems(find("minilab", source_dir=lab_dir(tmp_path, nb)), min_exercises=8,
+                                 samples_dir=tmp_path / "samples")  # fmt: skip
+    assert problems == [
+        "the first code cell must be tagged 'parameters'",
+        "ex1_test_exists: the first line must be '# Hint: ...'",
+        "test cell ex1_test_exists: line 1: assert without a message for the student",
+        "ex2_state: a state-check cell holds only comments (the check is in checks.py)",
+        "2 exercises; a lab has at least 8",
+        "samples/minilab/expected.json is missing",
+    ]
 
 
 def test_every_assert_of_a_test_cell_needs_a_message(tmp_path):
@@ -66,25 +86,29 @@ def test_every_assert_of_a_test_cell_needs_a_message(tmp_path):
 def test_asserts_with_messages_are_not_reported(tmp_path):
     problems = validate.problems(find("minilab", source_dir=lab_dir(tmp_path, f.minilab())),
                                  min_exercises=1)  # fmt: skip
-    assert not [p for p in problems if "assert without a message" in p]
+    assert problems == ["samples/minilab/expected.json is missing"]  # and nothing else
 
 
 def test_state_checks_and_cells_must_match(tmp_path):
     checks = f.MINILAB_CHECKS.replace('@state_check("ex2_state")', '@state_check("ex9_state")')
+    assert checks != f.MINILAB_CHECKS
     problems = validate.problems(find("minilab", source_dir=lab_dir(tmp_path, f.minilab(), checks)),
                                  min_exercises=1)  # fmt: skip
-    assert "ex2_state: no @state_check in checks.py" in problems
-    assert "checks.py: ex9_state has no state-check cell in the notebook" in problems
+    assert sorted(problems) == sorted([
+        "ex2_state: no @state_check in checks.py",
+        "checks.py: ex9_state has no state-check cell in the notebook",
+        "samples/minilab/expected.json is missing",
+    ])  # fmt: skip
 
 
 def test_release_is_generated_then_reported_fresh_then_stale(tmp_path):
     source = lab_dir(tmp_path, f.minilab())
     released = tmp_path / "labs"
     assert release.main(source_dir=source, release_dir=released) == ["minilab"]
-    notebook = released / "minilab" / "minilab.ipynb"
-    text = notebook.read_text()
-    assert "BEGIN SOLUTION" not in text and "HIDDEN" not in text
-    assert not (released / "minilab" / "checks.py").exists()
+    files = sorted(p.name for p in (released / "minilab").iterdir())
+    assert files == ["minilab.ipynb"]  # checks.py is never released
+    out = nbformat.read(str(released / "minilab" / "minilab.ipynb"), as_version=4)
+    assert [c.source for c in out.cells] == [student_view(c.source) for c in f.minilab().cells]
     assert release.main(source_dir=source, release_dir=released, check=True) == []
     nb = nbformat.read(str(source / "minilab" / "minilab.ipynb"), as_version=4)
     nb.cells[0].source += "\nA new sentence."
