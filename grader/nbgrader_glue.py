@@ -137,16 +137,6 @@ def record(
 
 
 @_locked
-def scores(*, lab: str, student: str, db_url: str) -> dict[str, tuple[float, float]]:
-    """(score, max) per grade id for one submission, as the gradebook has them."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(db_url) as gb:
-        notebook = gb.find_submission_notebook(lab, lab, student)
-        return {g.name: (float(g.score), float(g.max_score)) for g in notebook.grades}
-
-
-@_locked
 def add_students(students: list[str], *, db_url: str) -> None:
     """Every student of the class, graded or not, so that the CSV export lists them all."""
     from nbgrader.api import Gradebook

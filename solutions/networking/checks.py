@@ -116,6 +116,33 @@ def subnets_created(aws, prefix):
     return best(_vpcs(ec2, prefix), parts_of)
 
 
+def _tier_routing(
+    gateway, short, gateway_ids, key, table, subnet_ids, *, table_name, tier, no_gateway
+):  # fmt: skip
+    """The parts of one subnet tier's routing: its gateway (1/4), the route table's default route
+    through it, ``route[key]`` in ``gateway_ids`` (1/2), and the table's association with the
+    tier's subnets (1/4). ``table`` returns the route table or raises why it is unusable."""
+    check = Parts()
+    found = check.part(f"the {gateway}", gateway_ids, why=no_gateway)
+    check.part(
+        f"the default route to the {gateway}",
+        weight=2,
+        requires=found,
+        test=lambda: any(
+            r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get(key) in gateway_ids
+            for r in table()["Routes"]
+        ),
+        why=f"{table_name} has no route 0.0.0.0/0 to the {short}",
+    )
+    check.part(
+        f"the {tier} subnets' association",
+        requires=found,
+        test=lambda: subnet_ids and subnet_ids <= _associated(table()),
+        why=f"{table_name} is not associated with both {tier} subnets",
+    )
+    return check
+
+
 @state_check("ex3_state")
 def public_routing(aws, prefix):
     """An attached internet gateway (1/4), and {prefix}-public-rt routing 0.0.0.0/0 to it (1/2) for both public subnets (1/4)."""
@@ -137,27 +164,11 @@ def public_routing(aws, prefix):
             assert table, f"no route table tagged Name={prefix}-public-rt in the lab VPC"
             return table
 
-        check = Parts()
-        igw = check.part(
-            "the internet gateway", igw_ids, why="no internet gateway is attached to the lab VPC"
-        )
-        check.part(
-            "the default route to the internet gateway",
-            weight=2,
-            requires=igw,
-            test=lambda: any(
-                r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("GatewayId") in igw_ids
-                for r in public_table()["Routes"]
-            ),
-            why=f"{prefix}-public-rt has no route 0.0.0.0/0 to the gateway",
-        )
-        check.part(
-            "the public subnets' association",
-            requires=igw,
-            test=lambda: public_ids and public_ids <= _associated(public_table()),
-            why=f"{prefix}-public-rt is not associated with both public subnets",
-        )
-        return check
+        return _tier_routing(
+            "internet gateway", "gateway", igw_ids, "GatewayId", public_table, public_ids,
+            table_name=f"{prefix}-public-rt", tier="public",
+            no_gateway="no internet gateway is attached to the lab VPC",
+        )  # fmt: skip
 
     return best(candidates, parts_of)
 
@@ -195,29 +206,11 @@ def private_routing(aws, prefix):
             ), f"{prefix}-private-rt routes to an internet gateway, which makes its subnets public"
             return table
 
-        check = Parts()
-        nat = check.part(
-            "the NAT gateway",
-            nat_ids,
-            why="no NAT gateway with an Elastic IP in a public subnet of the lab VPC",
-        )
-        check.part(
-            "the default route to the NAT gateway",
-            weight=2,
-            requires=nat,
-            test=lambda: any(
-                r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("NatGatewayId") in nat_ids
-                for r in private_table()["Routes"]
-            ),
-            why=f"{prefix}-private-rt has no route 0.0.0.0/0 to the NAT gateway",
-        )
-        check.part(
-            "the private subnets' association",
-            requires=nat,
-            test=lambda: private_ids and private_ids <= _associated(private_table()),
-            why=f"{prefix}-private-rt is not associated with both private subnets",
-        )
-        return check
+        return _tier_routing(
+            "NAT gateway", "NAT gateway", nat_ids, "NatGatewayId", private_table, private_ids,
+            table_name=f"{prefix}-private-rt", tier="private",
+            no_gateway="no NAT gateway with an Elastic IP in a public subnet of the lab VPC",
+        )  # fmt: skip
 
     return best(candidates, parts_of)
 
