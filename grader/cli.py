@@ -17,6 +17,7 @@ from grader.emulator import commands as emulator_commands
 from grader.errors import CloudlabsError, ExitCode
 from grader.labs import find
 from grader.results import GRADED
+from grader.shard import Shard
 
 
 def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,6 +30,13 @@ def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(exc.exit_code)
 
     return wrapper
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
+    try:
+        return Shard.parse(value) if value else None
+    except CloudlabsError as exc:
+        raise click.BadParameter(f"{exc.message} ({exc.fix})") from None
 
 
 port_option = click.option(
@@ -101,12 +109,17 @@ def logs(port: int | None, lines: int) -> None:
     "--workers", type=int, default=None, help="Submissions graded at once (default: cores)."
 )
 @click.option("--force", is_flag=True, help="Grade again submissions that already have a result.")
+@click.option(
+    "--shard", callback=_shard, default=None, metavar="K/N",
+    help="Grade only shard K of N (K from 1): a stable share of the students, for `merge`.",
+)  # fmt: skip
 @_reports_errors
 def grade_command(
-    lab: str, submissions: Path, out: Path | None, workers: int | None, force: bool
-) -> None:
+    lab: str, submissions: Path, out: Path | None, workers: int | None, force: bool,
+    shard: Shard | None,
+) -> None:  # fmt: skip
     """Grade every submission of LAB found in SUBMISSIONS (folder, nbgrader layout or zip)."""
-    from grader import export, grade
+    from grader import grade
 
     def progress(result, done: int, total: int) -> None:
         outcome = (
@@ -115,11 +128,18 @@ def grade_command(
         click.echo(f"[{done}/{total}] {result.student}: {outcome}", err=True)
 
     run = grade.main(lab=lab, submissions=submissions, out=out, workers=workers, force=force,
-                     progress=progress)  # fmt: skip
+                     shard=shard, progress=progress)  # fmt: skip
+    _class_report(run, f" (shard {shard})" if shard else "")
+    sys.exit(grade.exit_code(run))
+
+
+def _class_report(run: Any, what: str = "") -> None:
+    from grader import export
+
     click.echo(export.class_table(run.lab, run.results))
     rejected = [r for r in run.results if r.status != GRADED]
     click.echo(
-        f"\n{len(run.results)} submissions: {len(run.results) - len(rejected)} graded, "
+        f"\n{len(run.results)} submissions{what}: {len(run.results) - len(rejected)} graded, "
         f"{len(rejected)} not graded, {run.skipped} already graded (use --force to regrade)"
     )
     root = run.workspace.root
@@ -127,7 +147,52 @@ def grade_command(
         f"results: {root}/results, feedback: {root}/feedback, CSV: {root}/grades.csv, "
         f"JUnit: {root}/junit.xml, summary: {root}/summary.html"
     )
+
+
+@cli.command()
+@click.argument("lab")
+@click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The merged workspace.")
+@_reports_errors
+def merge(lab: str, shards: tuple[Path, ...], out: Path) -> None:
+    """Merge the workspaces of every shard of LAB (from `grade --shard K/N`) into one run's."""
+    from grader import grade
+    from grader import merge as merger
+
+    run = merger.main(lab=lab, shards=list(shards), out=out)
+    _class_report(run, f" from {len(shards)} shards")
     sys.exit(grade.exit_code(run))
+
+
+@cli.command()
+@click.argument("workspace", type=click.Path(path_type=Path, file_okay=False))
+@_reports_errors
+def sign(workspace: Path) -> None:
+    """Sign every result in WORKSPACE with the key in CLOUDLABS_SIGNING_KEY."""
+    from grader import signing
+
+    click.echo(f"signed {len(signing.sign(root=workspace))} results in {workspace / 'results'}")
+
+
+@cli.command("verify-signatures")
+@click.argument("lab")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_reports_errors
+def verify_signatures(lab: str, paths: tuple[Path, ...]) -> None:
+    """Check the signature, lab version and student of every result of LAB found in PATHS
+    (collected as <student>/.../results/<student>.json); exit 1 if any fails."""
+    from grader import signing
+
+    verdicts = signing.verify(lab=find(lab), paths=list(paths))
+    for v in verdicts:
+        student = " ".join(v.student.split())[:64] or "?"
+        click.echo(
+            f"{student:24} {'ok ' + v.score if v.ok else 'FAILED: ' + v.problem}  ({v.path})"
+        )
+    failed = sorted({v.student or str(v.path) for v in verdicts if not v.ok})
+    click.echo(f"\n{len(verdicts)} results, {len(verdicts) - len(failed)} verified"
+               + (f", failed: {', '.join(failed)}" if failed else ""))  # fmt: skip
+    sys.exit(ExitCode.PROBLEM if failed else ExitCode.OK)
 
 
 @cli.command()

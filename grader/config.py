@@ -54,6 +54,13 @@ class GradeConfig:
     sandbox: str = _field("auto", "'bwrap', 'none' or 'auto' (bwrap when available)")
 
 
+@dataclasses.dataclass(frozen=True)
+class SigningConfig:
+    """How results graded where students have write access are signed and verified."""
+
+    key: str = _field("", "the instructor's secret for HMAC signatures of results (never shown)")
+
+
 def _convert(raw: str, kind: Any, name: str) -> Any:
     if isinstance(kind, types.UnionType):
         kind = next(a for a in typing.get_args(kind) if a is not type(None))

@@ -28,6 +28,7 @@ from grader.kernels import KernelPool
 from grader.labs import RELEASE_DIR, SOURCE_DIR, Lab, find
 from grader.pipeline import Context, grade, infrastructure_failure, new_kernel
 from grader.results import INFRA, SubmissionResult
+from grader.shard import MANIFEST, Manifest, Shard
 from grader.trusted import TestPool
 
 MAX_ATTEMPTS = 3
@@ -74,23 +75,32 @@ def main(
     out: Path | None = None,
     workers: int | None = None,
     force: bool = False,
+    shard: Shard | None = None,
     source_dir: Path = SOURCE_DIR,
     release_dir: Path = RELEASE_DIR,
     emulator_config: EmulatorConfig | None = None,
     grade_config: GradeConfig | None = None,
     progress: Callable[[SubmissionResult, int, int], None] | None = None,
 ) -> ClassRun:
-    """Grade every submission of ``lab`` found at ``submissions``; results go to ``out``."""
+    """Grade every submission of ``lab`` found at ``submissions`` (only ``shard``'s share of
+    them when given); results go to ``out``."""
     the_lab = find(lab, source_dir=source_dir, release_dir=release_dir)
     config = grade_config or load(GradeConfig, "grade", workers=workers)
     out = (out or Path("cloudlabs-grades") / lab).resolve()
     # the input first: a wrong path fails at once, and leaves no workspace behind
     found = collect(submissions, lab=lab, unpack_dir=out / "unpacked")
+    if shard is not None:
+        found = [s for s in found if shard.owns(s.student)]
     timings: dict[str, float] = {}
     timings_lock = threading.Lock()
     started = time.monotonic()
     workspace, release = workspaces.prepare(the_lab, out)
     timings["release"] = time.monotonic() - started
+    if shard is not None:  # written first: a shard killed half-way is known to be incomplete
+        students = tuple(sorted(s.student for s in found))
+        Manifest(lab, the_lab.digest, shard.index, shard.count, students).write(out)
+    else:
+        (out / MANIFEST).unlink(missing_ok=True)  # a whole class now, no longer a shard
 
     todo: list[Submission] = []
     done: list[SubmissionResult] = []

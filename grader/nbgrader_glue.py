@@ -111,28 +111,40 @@ def record(
     points (computed in memory, :mod:`grader.score` and :mod:`grader.verify`) as its autograded
     score, so an instructor may still override any of them in formgrader; and nbgrader's "No
     response." comment on answer cells left as released."""
+    record_all([(student, nb, points)], lab=lab, db_url=db_url)
+
+
+@_locked
+def record_all(
+    graded: list[tuple[str, NotebookNode, dict[str, float]]], *, lab: str, db_url: str
+) -> None:
+    """:func:`record` for many submissions (student, notebook, points) in one transaction, as
+    ``cloudlabs merge`` writes a class."""
     from nbgrader import utils
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(db_url) as gb:
-        gb.update_or_create_student(student)
-        with contextlib.suppress(MissingEntry):
-            gb.remove_submission(lab, student)
-        gb.add_submission(lab, student)
-        for cell in nb.cells:
-            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if not gid:
-                continue
-            if utils.is_grade(cell):
-                grade = gb.find_grade(gid, lab, lab, student)
-                grade.auto_score = points.get(gid)
-                grade.needs_manual_grade = grade.auto_score is None
-            if utils.is_solution(cell) or utils.is_task(cell):
-                comment = gb.find_comment(gid, lab, lab, student)
-                unchanged = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
-                comment.auto_comment = (
-                    "No response." if unchanged and not utils.is_task(cell) else None
-                )
+        for student, nb, points in graded:
+            gb.update_or_create_student(student)
+            with contextlib.suppress(MissingEntry):
+                gb.remove_submission(lab, student)
+            gb.add_submission(lab, student)
+            for cell in nb.cells:
+                gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                if not gid:
+                    continue
+                if utils.is_grade(cell):
+                    grade = gb.find_grade(gid, lab, lab, student)
+                    grade.auto_score = points.get(gid)
+                    grade.needs_manual_grade = grade.auto_score is None
+                if utils.is_solution(cell) or utils.is_task(cell):
+                    comment = gb.find_comment(gid, lab, lab, student)
+                    unchanged = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(
+                        cell
+                    )
+                    comment.auto_comment = (
+                        "No response." if unchanged and not utils.is_task(cell) else None
+                    )
         gb.db.commit()
 
 

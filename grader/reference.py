@@ -19,14 +19,16 @@ from pathlib import Path
 import click
 
 from grader import ROOT
-from grader.config import EmulatorConfig, GradeConfig, describe
+from grader.config import EmulatorConfig, GradeConfig, SigningConfig, describe
 from grader.errors import EXIT_CODES, ExitCode
 
 #: The documents that may hold generated tables.
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 #: Each settings section: the name ``grader.config.load`` is called with, and its dataclass.
-SECTIONS: dict[str, type] = {"emulator": EmulatorConfig, "grade": GradeConfig}
+SECTIONS: dict[str, type] = {
+    "emulator": EmulatorConfig, "grade": GradeConfig, "signing": SigningConfig,
+}  # fmt: skip
 
 _BLOCK = re.compile(r"(<!-- generated: ([a-z-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 

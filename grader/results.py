@@ -78,6 +78,8 @@ class SubmissionResult:
     unattempted: list[str] = dataclasses.field(default_factory=list)
     #: exercise -> the first error an answer cell raised, in plain words (:mod:`grader.plain`)
     answer_errors: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: the instructor's HMAC of this result, when it was signed (:mod:`grader.signing`)
+    signature: str = ""
 
     def add_up(self) -> None:
         """Set ``score`` from the cells (rounded: shares of points add up to 32.4999999...)."""

@@ -16,7 +16,10 @@ from grader.errors import ExitCode
 from tests import factories as f
 from tests.conftest import free_port
 
-COMMANDS = ["check", "demo", "down", "grade", "lab", "logs", "release", "status", "up", "validate"]
+COMMANDS = [
+    "check", "demo", "down", "grade", "lab", "logs", "merge", "release", "sign", "status", "up",
+    "validate", "verify-signatures",
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -127,3 +130,11 @@ def test_release_then_release_check_fresh_then_stale(small_labs):
     nb.cells[0].source += "\nA new sentence."
     nbformat.write(nb, str(path))
     assert runner.invoke(cli, ["release", "--check"]).exit_code == ExitCode.PROBLEM
+
+
+@pytest.mark.parametrize("bad", ["4/3", "0/2", "two/3"])
+def test_a_shard_that_does_not_exist_is_a_usage_error(bad, tmp_path):
+    result = CliRunner().invoke(cli, ["grade", "storage", str(tmp_path), "--shard", bad])
+    assert result.exit_code == ExitCode.USAGE
+    assert "--shard" in result.output and "K/N" in result.output
+    assert not (tmp_path / "cloudlabs-grades").exists()
