@@ -113,22 +113,47 @@ def logs(port: int | None, lines: int) -> None:
     "--shard", callback=_shard, default=None, metavar="K/N",
     help="Grade only shard K of N (K from 1): a stable share of the students, for `merge`.",
 )  # fmt: skip
+@click.option(
+    "--student", "students", multiple=True, metavar="ID",
+    help="Grade only this student again (repeatable); the others keep their results.",
+)  # fmt: skip
+@click.option("--due", default=None, metavar="TIME", help="Due time, ISO 8601 with its zone.")
+@click.option("--grace-minutes", type=float, default=None, help="Minutes still on time.")
+@click.option(
+    "--penalty-per-day", type=float, default=None, metavar="PERCENT",
+    help="Percent of the points lost per day (or part of a day) late.",
+)  # fmt: skip
+@click.option(
+    "--max-penalty", type=float, default=None, metavar="PERCENT",
+    help="The most lateness can cost, in percent of the points.",
+)  # fmt: skip
 @_reports_errors
 def grade_command(
     lab: str, submissions: Path, out: Path | None, workers: int | None, force: bool,
-    shard: Shard | None,
+    shard: Shard | None, students: tuple[str, ...], due: str | None,
+    grace_minutes: float | None, penalty_per_day: float | None, max_penalty: float | None,
 ) -> None:  # fmt: skip
-    """Grade every submission of LAB found in SUBMISSIONS (folder, nbgrader layout or zip)."""
+    """Grade every submission of LAB found in SUBMISSIONS (folder, nbgrader layout or zip).
+    Late options override CLOUDLABS_LATE_* (docs/grading.md)."""
     from grader import grade
+    from grader.config import LateConfig, load
+
+    late_config = load(
+        LateConfig, "late", due=due, grace_minutes=grace_minutes,
+        penalty_per_day=penalty_per_day, max_penalty=max_penalty,
+    )  # fmt: skip
 
     def progress(result, done: int, total: int) -> None:
         outcome = (
-            f"{result.score:g}/{result.max_score:g}" if result.status == GRADED else result.status
+            f"{result.final_score:g}/{result.max_score:g}"
+            if result.status == GRADED
+            else result.status
         )
         click.echo(f"[{done}/{total}] {result.student}: {outcome}", err=True)
 
     run = grade.main(lab=lab, submissions=submissions, out=out, workers=workers, force=force,
-                     shard=shard, progress=progress)  # fmt: skip
+                     shard=shard, students=students, late_config=late_config,
+                     progress=progress)  # fmt: skip
     _class_report(run, f" (shard {shard})" if shard else "")
     sys.exit(grade.exit_code(run))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import functools
 import hashlib
 import os
@@ -23,6 +24,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from grader import late
 from grader import notebook as nbu
 from grader.errors import CloudlabsError
 
@@ -39,6 +41,8 @@ class Submission:
     student: str
     path: Path | None  #: the notebook; None when there is nothing gradable
     problem: str = ""  #: why it cannot be graded (then ``path`` may be None)
+    #: when it was handed in, from nbgrader's ``timestamp.txt`` beside it (:mod:`grader.late`)
+    submitted_at: dt.datetime | None = dataclasses.field(default=None, compare=False)
 
     @functools.cached_property
     def digest(self) -> str:
@@ -169,7 +173,8 @@ def _submission(path: Path, lab: str) -> Submission | None:
     preferred = [c for c in candidates if c.stem == lab] or candidates
     if not preferred:
         return _check(student, None, name, f"no notebook in {name}/")
-    return _check(student, preferred[0], name)
+    found = _check(student, preferred[0], name)
+    return dataclasses.replace(found, submitted_at=late.read_timestamp(folder))
 
 
 def _plain_tree(folder: Path) -> str:

@@ -61,6 +61,16 @@ class SigningConfig:
     key: str = _field("", "the instructor's secret for HMAC signatures of results (never shown)")
 
 
+@dataclasses.dataclass(frozen=True)
+class LateConfig:
+    """When a lab is due and what handing it in late costs (grader.late)."""
+
+    due: str = _field("", "due time, ISO 8601 with its zone (2026-12-10T23:59+01:00); empty: none")
+    grace_minutes: float = _field(0.0, "minutes after the due time that still count as on time")
+    penalty_per_day: float = _field(0.0, "percent of the lab's points lost per day (or part) late")
+    max_penalty: float = _field(100.0, "the most lateness can cost, in percent of the lab's points")
+
+
 def _convert(raw: str, kind: Any, name: str) -> Any:
     if isinstance(kind, types.UnionType):
         kind = next(a for a in typing.get_args(kind) if a is not type(None))

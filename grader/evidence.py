@@ -18,7 +18,7 @@ import nbformat
 
 from grader import grade, nbgrader_glue
 from grader import notebook as nbu
-from grader.config import EmulatorConfig, GradeConfig, load
+from grader.config import EmulatorConfig, GradeConfig, LateConfig, load
 from grader.labs import RELEASE_DIR, SOURCE_DIR, find
 from grader.results import GRADED
 from grader.samples import solution_submission
@@ -83,7 +83,7 @@ def main(
     run = grade.main(
         lab=lab, submissions=submitted, out=root / "grades", source_dir=source_dir,
         release_dir=release_dir, emulator_config=emulator_config, force=True,
-        grade_config=load(GradeConfig, "grade", workers=workers),
+        grade_config=load(GradeConfig, "grade", workers=workers), late_config=LateConfig(),
     )  # fmt: skip
     leaks = []
     for result in run.results:

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from grader import html as pages
+from grader import late
 from grader import notebook as nbu
 from grader.labs import Lab
 from grader.results import (
@@ -25,7 +26,10 @@ from grader.text import clean
 from grader.workspace import Workspace
 
 
-def write_all(lab: Lab, results: list[SubmissionResult], workspace: Workspace) -> dict[str, Path]:
+def write_all(
+    lab: Lab, results: list[SubmissionResult], workspace: Workspace, *, due: str = ""
+) -> dict[str, Path]:
+    """Every class export into ``workspace``; ``due``: the lab's due time (ISO 8601), if any."""
     root = workspace.root
     paths = {
         "csv": root / "grades.csv",
@@ -34,7 +38,7 @@ def write_all(lab: Lab, results: list[SubmissionResult], workspace: Workspace) -
         "plot": root / "summary.png",
         "html": root / "summary.html",
     }
-    write_csv(lab, results, paths["csv"])
+    write_csv(lab, results, paths["csv"], due=due)
     write_atomically(paths["json"], json.dumps([r.to_json() for r in results], indent=2))
     write_junit(results, paths["junit"])
     write_plot(lab, results, paths["plot"])
@@ -50,19 +54,21 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def write_csv(lab: Lab, results: list[SubmissionResult], path: Path) -> None:
-    """One row per student, from the results (the same numbers as the JSON and JUnit)."""
+def write_csv(lab: Lab, results: list[SubmissionResult], path: Path, *, due: str = "") -> None:
+    """One row per student, from the results (the same numbers as the JSON and JUnit): as in
+    nbgrader's export, ``score`` is ``raw_score`` less ``late_submission_penalty``."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in results:
         graded = r.status == GRADED
-        score = f"{r.score:g}" if graded else ""
         writer.writerow({
-            "assignment": lab.name, "duedate": "", "timestamp": "",
+            "assignment": lab.name, "duedate": due, "timestamp": r.submitted_at if graded else "",
             "student_id": clean(r.student, 100), "last_name": "", "first_name": "", "email": "",
-            "raw_score": score, "late_submission_penalty": "0" if graded else "",
-            "score": score, "max_score": f"{r.max_score:g}", "status": r.status,
+            "raw_score": f"{r.score:g}" if graded else "",
+            "late_submission_penalty": f"{r.late_penalty:g}" if graded else "",
+            "score": f"{r.final_score:g}" if graded else "", "max_score": f"{r.max_score:g}",
+            "status": r.status,
             "reason": "" if graded else " ".join(clean(r.reason, REASON_LIMIT).split()),
         })  # fmt: skip
     write_atomically(path, out.getvalue())
@@ -91,7 +97,12 @@ def write_junit(results: list[SubmissionResult], path: Path) -> None:
                     message=f"{cell.points:g}/{cell.max_points:g}: {c(cell.message, MESSAGE_LIMIT)}",
                 )  # fmt: skip
                 failure.text = f"Hint: {c(cell.hint, MESSAGE_LIMIT)}" if cell.hint else ""
-        suite.set("tests", str(max(1, len(result.cells))))
+        lateness = late.summary(result)
+        if lateness:
+            case = ET.SubElement(suite, "testcase", classname=student, name="on time")
+            ET.SubElement(case, "failure", message=lateness)
+            failures += 1
+        suite.set("tests", str(max(1, len(suite))))
         suite.set("failures", str(failures))
     ET.indent(suites)
     write_atomically(path, ET.tostring(suites, encoding="unicode", xml_declaration=True))
@@ -125,7 +136,7 @@ def write_plot(lab: Lab, results: list[SubmissionResult], path: Path) -> None:
     left.set_ylim(-0.05, 1.05)
     left.set_ylabel("share of the exercise's points")
     left.set_title(f"{lab.name}: score per exercise")
-    totals = [r.score for r in results if r.status == GRADED]
+    totals = [r.final_score for r in results if r.status == GRADED]
     right.hist(
         totals, bins=min(20, max(5, len(totals))), range=(0, lab.max_score or 1), color="tab:blue"
     )
@@ -143,7 +154,8 @@ def write_summary_html(lab: Lab, results: list[SubmissionResult], path: Path, pl
     for r in results:
         ex = r.exercises
         rows.append({
-            "student": r.student, "total": f"{r.score:g}/{r.max_score:g}",
+            "student": r.student, "total": f"{r.final_score:g}/{r.max_score:g}",
+            "late": late.summary(r),
             "cells": [f"{ex[s][0]:g}/{ex[s][1]:g}" if s in ex else "–" for s in sections],
             "problem": "" if r.status == GRADED else f"{r.status}: {r.reason}",
         })  # fmt: skip
@@ -168,7 +180,8 @@ def class_table(lab: Lab, results: list[SubmissionResult]) -> str:
             continue
         ex = r.exercises
         cols = " ".join(f"{ex[s][0]:>6g}" if s in ex else f"{'–':>6}" for s in sections)
-        lines.append(f"{student:24} {r.score:>4g}/{r.max_score:<4g}  {cols}")
+        penalty = f"  late: -{r.late_penalty:g}" if r.late_penalty else ""
+        lines.append(f"{student:24} {r.final_score:>4g}/{r.max_score:<4g}  {cols}{penalty}")
     return "\n".join(lines)
 
 

@@ -21,8 +21,8 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_output
 
 from grader import html as pages
+from grader import late, summary
 from grader import notebook as nbu
-from grader import summary
 from grader.labs import Lab
 from grader.results import (
     GRADED,
@@ -126,7 +126,8 @@ def render(
         cells, hidden = notebook_cells(student_view(executed, release, result))
     return pages.render(
         "feedback.html.j2", lab=lab.name, student=result.student, graded=graded,
-        reason=result.reason, reason_limit=REASON_LIMIT, score=summary.points(result.score),
+        reason=result.reason, reason_limit=REASON_LIMIT, score=summary.points(result.final_score),
+        late=late.summary(result),
         max_score=summary.points(result.max_score),
         table=pages.trusted(summary.html_table(result, lab)) if graded else "",
         notes=_notes(result) if graded else None, cells=cells, hidden=hidden,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import datetime
 import functools
 import shutil
 import threading
@@ -19,11 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grader import emulator as emu
-from grader import export, feedback, nbgrader_glue, sandbox
+from grader import export, feedback, late, nbgrader_glue, sandbox
 from grader import workspace as workspaces
 from grader.collect import Submission, collect
-from grader.config import EmulatorConfig, GradeConfig, load
-from grader.errors import EmulatorError, ExitCode
+from grader.config import EmulatorConfig, GradeConfig, LateConfig, load
+from grader.errors import ConfigError, EmulatorError, ExitCode
 from grader.kernels import KernelPool
 from grader.labs import RELEASE_DIR, SOURCE_DIR, Lab, find
 from grader.pipeline import Context, grade, infrastructure_failure, new_kernel
@@ -76,6 +77,8 @@ def main(
     workers: int | None = None,
     force: bool = False,
     shard: Shard | None = None,
+    students: tuple[str, ...] = (),
+    late_config: LateConfig | None = None,
     source_dir: Path = SOURCE_DIR,
     release_dir: Path = RELEASE_DIR,
     emulator_config: EmulatorConfig | None = None,
@@ -83,40 +86,66 @@ def main(
     progress: Callable[[SubmissionResult, int, int], None] | None = None,
 ) -> ClassRun:
     """Grade every submission of ``lab`` found at ``submissions`` (only ``shard``'s share of
-    them when given); results go to ``out``."""
+    them when given); results go to ``out``. With ``students``, grade those again and nobody
+    else: the others keep the results they have. Lateness follows ``late_config``."""
     the_lab = find(lab, source_dir=source_dir, release_dir=release_dir)
     config = grade_config or load(GradeConfig, "grade", workers=workers)
+    policy = late.Policy.from_config(late_config or load(LateConfig, "late"))
     out = (out or Path("cloudlabs-grades") / lab).resolve()
     # the input first: a wrong path fails at once, and leaves no workspace behind
     found = collect(submissions, lab=lab, unpack_dir=out / "unpacked")
     if shard is not None:
         found = [s for s in found if shard.owns(s.student)]
+    missing = sorted(set(students) - {s.student for s in found})
+    if missing:
+        raise ConfigError(
+            f"no submission of {', '.join(missing)} in {submissions}",
+            fix="give the student ids as `cloudlabs grade` names them (see its class table)",
+        )
     timings: dict[str, float] = {}
     timings_lock = threading.Lock()
     started = time.monotonic()
     workspace, release = workspaces.prepare(the_lab, out)
     timings["release"] = time.monotonic() - started
     if shard is not None:  # written first: a shard killed half-way is known to be incomplete
-        students = tuple(sorted(s.student for s in found))
-        Manifest(lab, the_lab.digest, shard.index, shard.count, students).write(out)
+        owned = tuple(sorted(s.student for s in found))
+        due = policy.due.isoformat() if policy.due else ""
+        manifest = Manifest(lab, the_lab.digest, shard.index, shard.count, owned)
+        dataclasses.replace(manifest, late=policy.describe(), due=due).write(out)
     else:
         (out / MANIFEST).unlink(missing_ok=True)  # a whole class now, no longer a shard
+    nbgrader_glue.set_due(lab, policy.due, db_url=workspace.db_url)
 
     todo: list[Submission] = []
     done: list[SubmissionResult] = []
+    first_graded: dict[str, datetime.datetime] = {}
+    relate: list[SubmissionResult] = []  #: resumed results whose lateness changed
     for submission in found:
         path = workspace.result_path(submission.student)
-        if not force and path.exists():
-            previous = SubmissionResult.load(path)
-            if (
-                previous.lab_digest == the_lab.digest
-                and previous.source_digest == submission.digest
-                and previous.status != INFRA
-            ):
-                done.append(previous)
-                continue
+        previous = SubmissionResult.load(path) if path.exists() else None
+        first_graded[submission.student] = late.first_graded(previous, submission.digest)
+        kept = previous is not None and previous.lab_digest == the_lab.digest
+        if students:  # only those asked for are graded; the others keep the result they have
+            resume = kept and submission.student not in students
+        else:
+            same = kept and previous.source_digest == submission.digest
+            resume = same and not force and previous.status != INFRA
+        if resume:
+            if late.reapply(previous, policy, submission.submitted_at, submission.digest):
+                relate.append(previous)
+            done.append(previous)
+            continue
+        if students and submission.student not in students:
+            continue  # not asked for, and no result to keep
         todo.append(submission)
     skipped = len(done)
+    for result in relate:  # another late policy: new penalties, no notebook run again
+        result.save(workspace.result_path(result.student))
+        feedback.write(result, the_lab, workspace, release)
+    nbgrader_glue.set_lateness(
+        lab, {r.student: (late.parse_time(r.submitted_at), r.late_penalty) for r in relate},
+        db_url=workspace.db_url,
+    )  # fmt: skip
 
     emulator = emu.create(emulator_config)
     emulator.start()
@@ -129,7 +158,7 @@ def main(
     base = Context(
         lab=the_lab, release=release, workspace=workspace, endpoint_url=emulator.endpoint_url,
         config=config, hide=hide, region=emulator.config.region, work_root=work_root,
-        tests=tests, emulator=emulator,
+        tests=tests, emulator=emulator, late=policy,
     )  # fmt: skip
     # the kernels of the next submissions boot while the current ones run
     workers = max(1, config.workers)
@@ -151,7 +180,7 @@ def main(
         for attempt in range(1, MAX_ATTEMPTS + 1):
             generation = guard.generation
             try:
-                return grade(submission, ctx)
+                return grade(submission, ctx, first_graded=first_graded[submission.student])
             except EmulatorError as exc:
                 if attempt == MAX_ATTEMPTS:
                     return infrastructure_failure(
@@ -183,7 +212,7 @@ def main(
         shutil.rmtree(work_root, ignore_errors=True)
     results = sorted(done, key=lambda r: r.student)
     started = time.monotonic()
-    export.write_all(the_lab, results, workspace)
+    export.write_all(the_lab, results, workspace, due=policy.due.isoformat() if policy.due else "")
     timings["exports"] = time.monotonic() - started
     return ClassRun(the_lab, workspace, results, skipped, timings)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader import export, feedback, nbgrader_glue
+from grader import export, feedback, late, nbgrader_glue
 from grader import workspace as workspaces
 from grader.errors import ConfigError
 from grader.grade import ClassRun
@@ -56,7 +56,9 @@ def main(
             if result.status == GRADED:
                 points = {c.grade_id: c.points for c in result.cells}
                 graded.append((result.student, nbformat.read(target, as_version=4), points))
-    nbgrader_glue.record_all(graded, lab=lab, db_url=workspace.db_url)
+    nbgrader_glue.set_due(lab, late.parse_time(manifests[0][1].due), db_url=workspace.db_url)
+    lateness = {r.student: (late.parse_time(r.submitted_at), r.late_penalty) for _, r in results}
+    nbgrader_glue.record_all(graded, lab=lab, db_url=workspace.db_url, lateness=lateness)
     timings["gradebook"] = time.monotonic() - started
     started = time.monotonic()
     for _, result in results:
@@ -64,7 +66,7 @@ def main(
     timings["feedback"] = time.monotonic() - started
     ordered = sorted((r for _, r in results), key=lambda r: r.student)
     started = time.monotonic()
-    export.write_all(the_lab, ordered, workspace)
+    export.write_all(the_lab, ordered, workspace, due=manifests[0][1].due)
     timings["exports"] = time.monotonic() - started
     return ClassRun(the_lab, workspace, ordered, 0, timings)
 
@@ -91,6 +93,12 @@ def _check(lab: Lab, roots: list[Path]) -> list[tuple[Path, Manifest]]:
             " shards)", lab=lab.name, fix="grade every shard with the same N in --shard K/N",
         )  # fmt: skip
     count = counts.pop()
+    policies = {m.late for _, m in manifests}
+    if len(policies) > 1:
+        raise ConfigError(
+            f"the shards were graded with different late policies ({'; '.join(sorted(policies))})",
+            lab=lab.name, fix="grade every shard with the same CLOUDLABS_LATE_* settings",
+        )  # fmt: skip
     seen: dict[int, Path] = {}
     for root, m in manifests:
         if m.shard in seen:

@@ -5,6 +5,7 @@ submission in that gradebook (for formgrader and nbgrader's own exports)."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import io
 import logging
@@ -15,7 +16,7 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbformat import NotebookNode
 from traitlets.config import Config
@@ -103,21 +104,28 @@ def release_to_temp(lab: str, *, source_dir: Path, db_url: str) -> Path:
         raise
 
 
+#: When one submission was handed in (aware) and the points it lost for lateness.
+Lateness = tuple[datetime.datetime | None, float]
+
+
 @_locked
 def record(
-    nb: NotebookNode, points: dict[str, float], *, lab: str, student: str, db_url: str
-) -> None:
+    nb: NotebookNode, points: dict[str, float], *, lab: str, student: str, db_url: str,
+    lateness: Lateness = (None, 0.0),
+) -> None:  # fmt: skip
     """Write one graded submission into the gradebook, in one transaction: every graded cell's
     points (computed in memory, :mod:`grader.score` and :mod:`grader.verify`) as its autograded
-    score, so an instructor may still override any of them in formgrader; and nbgrader's "No
-    response." comment on answer cells left as released."""
-    record_all([(student, nb, points)], lab=lab, db_url=db_url)
+    score, so an instructor may still override any of them in formgrader; nbgrader's "No
+    response." comment on answer cells left as released; and when it was handed in with its late
+    penalty (:mod:`grader.late`)."""
+    record_all([(student, nb, points)], lab=lab, db_url=db_url, lateness={student: lateness})
 
 
 @_locked
 def record_all(
-    graded: list[tuple[str, NotebookNode, dict[str, float]]], *, lab: str, db_url: str
-) -> None:
+    graded: list[tuple[str, NotebookNode, dict[str, float]]], *, lab: str, db_url: str,
+    lateness: dict[str, Lateness] | None = None,
+) -> None:  # fmt: skip
     """:func:`record` for many submissions (student, notebook, points) in one transaction, as
     ``cloudlabs merge`` writes a class."""
     from nbgrader import utils
@@ -145,6 +153,45 @@ def record_all(
                     comment.auto_comment = (
                         "No response." if unchanged and not utils.is_task(cell) else None
                     )
+        _set_lateness(gb, lab, lateness or {})
+        gb.db.commit()
+
+
+@_locked
+def set_lateness(lab: str, lateness: dict[str, Lateness], *, db_url: str) -> None:
+    """Update the submission times and late penalties of students already in the gradebook
+    (a rerun with another late policy), in one transaction."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gb:
+        _set_lateness(gb, lab, lateness)
+        gb.db.commit()
+
+
+def _set_lateness(gb: Any, lab: str, lateness: dict[str, Lateness]) -> None:
+    from nbgrader.api import MissingEntry
+
+    for student, (submitted, penalty) in lateness.items():
+        try:
+            submission = gb.find_submission(lab, student)
+            notebook = gb.find_submission_notebook(lab, lab, student)
+        except MissingEntry:
+            continue
+        # nbgrader keeps times as naive UTC
+        submission.timestamp = (
+            submitted.astimezone(datetime.UTC).replace(tzinfo=None) if submitted else None
+        )
+        notebook.late_submission_penalty = penalty
+
+
+@_locked
+def set_due(lab: str, due: datetime.datetime | None, *, db_url: str) -> None:
+    """The lab's due time in the gradebook (None: no due date), as nbgrader's tools show it."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gb:
+        assignment = gb.update_or_create_assignment(lab)
+        assignment.duedate = due.astimezone(datetime.UTC).replace(tzinfo=None) if due else None
         gb.db.commit()
 
 

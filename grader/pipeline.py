@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import secrets
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from grader import nbgrader_glue, plain, sandbox, score, summary, verify
+from grader import late, nbgrader_glue, plain, sandbox, score, summary, verify
 from grader import notebook as nbu
 from grader.collect import Submission
 from grader.config import GradeConfig
@@ -53,6 +54,7 @@ class Context:
     emulator: Emulator | None = None  #: the backend, to tell a restarted emulator (instance id)
     record: bool = True  #: write the gradebook and the autograded notebook (a self-check: no)
     kernels: KernelPool | None = None  #: kernels started ahead of need (one is started when None)
+    late: late.Policy = late.Policy()  #: the due date and late penalty
 
 
 def new_identity() -> tuple[str, str]:
@@ -62,9 +64,12 @@ def new_identity() -> tuple[str, str]:
     return account, prefix
 
 
-def grade(submission: Submission, ctx: Context) -> SubmissionResult:
+def grade(
+    submission: Submission, ctx: Context, *, first_graded: datetime.datetime | None = None
+) -> SubmissionResult:
     """Grade one submission. Bad input yields a REJECTED result; EmulatorError propagates
-    (the caller restarts the emulator and retries); nothing else escapes."""
+    (the caller restarts the emulator and retries); nothing else escapes. ``first_graded``: when
+    this notebook was first graded, its submission time if it has none (default: now)."""
     lab = ctx.lab
     result = SubmissionResult(
         submission.student, lab.name, GRADED, max_score=lab.max_score,
@@ -136,11 +141,18 @@ def grade(submission: Submission, ctx: Context) -> SubmissionResult:
                        passed=got >= top, message=message, hint=graded.hint)
         )  # fmt: skip
     result.add_up()
+    now = datetime.datetime.now(datetime.UTC)
+    late.apply(result, ctx.late, submission.submitted_at, first_graded=first_graded or now)
     result.timings["score"] = time.monotonic() - started
     if ctx.record:
         started = time.monotonic()
         nbgrader_glue.record(
-            executed, points, lab=lab.name, student=result.student, db_url=ctx.workspace.db_url
+            executed,
+            points,
+            lab=lab.name,
+            student=result.student,
+            db_url=ctx.workspace.db_url,
+            lateness=(late.parse_time(result.submitted_at), result.late_penalty),
         )
         path = ctx.workspace.autograded_path(result.student, lab.name)
         path.parent.mkdir(parents=True, exist_ok=True)

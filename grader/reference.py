@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from grader import ROOT
-from grader.config import EmulatorConfig, GradeConfig, SigningConfig, describe
+from grader.config import EmulatorConfig, GradeConfig, LateConfig, SigningConfig, describe
 from grader.errors import EXIT_CODES, ExitCode
 
 #: The documents that may hold generated tables.
@@ -27,7 +27,8 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 #: Each settings section: the name ``grader.config.load`` is called with, and its dataclass.
 SECTIONS: dict[str, type] = {
-    "emulator": EmulatorConfig, "grade": GradeConfig, "signing": SigningConfig,
+    "emulator": EmulatorConfig, "grade": GradeConfig, "late": LateConfig,
+    "signing": SigningConfig,
 }  # fmt: skip
 
 _BLOCK = re.compile(r"(<!-- generated: ([a-z-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)

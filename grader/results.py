@@ -80,6 +80,16 @@ class SubmissionResult:
     answer_errors: dict[str, str] = dataclasses.field(default_factory=dict)
     #: the instructor's HMAC of this result, when it was signed (:mod:`grader.signing`)
     signature: str = ""
+    #: when it was handed in (ISO 8601, UTC), and where that time comes from (:mod:`grader.late`)
+    submitted_at: str = ""
+    submitted_from: str = ""
+    late_seconds: float = 0.0  #: after the due time (0 when on time or within the grace period)
+    late_penalty: float = 0.0  #: points lost for lateness (``score`` is before it)
+
+    @property
+    def final_score(self) -> float:
+        """The score less the late penalty (never below 0): what the gradebook and LMS get."""
+        return round(max(0.0, self.score - self.late_penalty), 6)
 
     def add_up(self) -> None:
         """Set ``score`` from the cells (rounded: shares of points add up to 32.4999999...)."""
@@ -113,12 +123,14 @@ class SubmissionResult:
         data["exercises"] = {
             clean(k, 100): {"score": s, "max": m} for k, (s, m) in self.exercises.items()
         }
+        data["final_score"] = self.final_score
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SubmissionResult:
         data = dict(data)
         data.pop("exercises", None)
+        data.pop("final_score", None)
         data["cells"] = [CellResult(**c) for c in data.get("cells", [])]
         return cls(**data)
 

@@ -66,6 +66,8 @@ class Manifest:
     shard: int
     shards: int
     students: tuple[str, ...]
+    late: str = "no due date"  #: the late policy it was graded with (grader.late.Policy.describe)
+    due: str = ""  #: its due time, ISO 8601 ("" for none)
 
     def write(self, root: Path) -> None:
         data = dataclasses.asdict(self) | {"students": list(self.students)}
@@ -80,6 +82,7 @@ class Manifest:
                 lab=str(data["lab"]), lab_digest=str(data["lab_digest"]),
                 shard=int(data["shard"]), shards=int(data["shards"]),
                 students=tuple(str(s) for s in data["students"]),
+                late=str(data.get("late", "no due date")), due=str(data.get("due", "")),
             )  # fmt: skip
         except FileNotFoundError:
             raise ConfigError(

@@ -11,6 +11,7 @@ import dataclasses
 import re
 
 from grader import html as pages
+from grader import late
 from grader import notebook as nbu
 from grader.labs import Lab
 from grader.results import GATED, GRADED, MAX_NOTES, MESSAGE_LIMIT, NOTE_LIMIT, SubmissionResult
@@ -76,7 +77,10 @@ def notes(result: SubmissionResult) -> list[str]:
 
 
 def total_line(result: SubmissionResult) -> str:
-    return f"Total: {points(result.score)} / {points(result.max_score)}"
+    """The total, after any late penalty, which the line then explains."""
+    total = f"Total: {points(result.final_score)} / {points(result.max_score)}"
+    lateness = late.summary(result)
+    return f"{total} ({points(result.score)} earned, {lateness})" if lateness else total
 
 
 def text(result: SubmissionResult, lab: Lab, *, heading: str = "") -> str:

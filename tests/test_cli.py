@@ -138,3 +138,21 @@ def test_a_shard_that_does_not_exist_is_a_usage_error(bad, tmp_path):
     assert result.exit_code == ExitCode.USAGE
     assert "--shard" in result.output and "K/N" in result.output
     assert not (tmp_path / "cloudlabs-grades").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--due", "next friday"], "due date 'next friday' is not a time"),
+        (["--due", "2026-12-01T12:00Z", "--penalty-per-day", "-1"], "cannot be negative"),
+        (["--max-penalty", "120"], "from 0 to 100"),
+    ],
+)
+def test_an_impossible_late_policy_stops_before_grading(no_emulator, tmp_path, options, message):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["grade", "storage", str(tmp_path), "--out", str(out), *options]
+    )
+    assert result.exit_code == ExitCode.PROBLEM
+    assert message in result.output
+    assert not out.exists()  # refused before any workspace is made

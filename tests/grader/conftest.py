@@ -46,6 +46,17 @@ def write_class(directory: Path, notebooks: dict) -> Path:
     return directory
 
 
+def write_collected(directory: Path, notebooks: dict, handed_in: dict[str, str]) -> Path:
+    """nbgrader's collected layout: directory/<student>/minilab/minilab.ipynb (a notebook or raw
+    text), with the exchange's timestamp.txt beside it when ``handed_in`` has the student."""
+    for student, nb in notebooks.items():
+        folder = directory / student / "minilab"
+        write_class(folder, {"minilab": nb})
+        if student in handed_in:
+            (folder / "timestamp.txt").write_text(handed_in[student])
+    return directory
+
+
 @pytest.fixture
 def grade_class(tmp_path, emulator):
     """Grade {student: notebook} for the minilab; returns {student: SubmissionResult} and the run."""

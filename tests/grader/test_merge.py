@@ -1,5 +1,5 @@
-"""Sharded grading: a class graded as 3 shards in 3 processes, merged, equals one run; merge
-refuses shards that do not make one class."""
+"""Sharded grading: a class graded as 3 shards in 3 processes, merged, equals one run (late
+penalties included); merge refuses shards that do not make one class."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from grader import merge, shard
 from grader.errors import ConfigError
 from grader.results import GRADED, SubmissionResult
-from tests.grader.conftest import FILES, write_class
+from tests.grader.conftest import FILES, write_collected
 from tests.grader.test_grade import answered
 
 #: what differs between two gradings of the same notebook: the account and prefix it ran in
@@ -50,6 +50,16 @@ def _class(release) -> dict:
     return students
 
 
+#: the late policy of the class, as the environment gives it to every shard's process
+LATE = {"CLOUDLABS_LATE_DUE": "2026-12-01T12:00Z", "CLOUDLABS_LATE_PENALTY_PER_DAY": "25"}
+
+
+def _handed_in(students) -> dict[str, str]:
+    """On time, a day late, three days late, in turn (nbgrader's timestamp format)."""
+    days = ["2026-11-30 10:00:00 UTC", "2026-12-02 11:00:00 UTC", "2026-12-04 09:00:00 UTC"]
+    return {s: days[i % 3] for i, s in enumerate(sorted(students))}
+
+
 def _grade_shard(k: int, n: int, submissions: Path, out: Path, emulator) -> subprocess.Popen:
     code = (
         "import sys; from pathlib import Path; from grader import grade; "
@@ -62,7 +72,7 @@ def _grade_shard(k: int, n: int, submissions: Path, out: Path, emulator) -> subp
         "sys.exit(grade.exit_code(run))"
     )
     env = {**os.environ, "CLOUDLABS_EMULATOR_HOME": str(emulator.config.home),
-           "CLOUDLABS_EMULATOR_PORT": str(emulator.config.port)}  # fmt: skip
+           "CLOUDLABS_EMULATOR_PORT": str(emulator.config.port), **LATE}  # fmt: skip
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=Path(__file__).parents[2])
 
 
@@ -70,10 +80,11 @@ def _grade_shard(k: int, n: int, submissions: Path, out: Path, emulator) -> subp
 def runs(minilab_release, tmp_path_factory, emulator):
     """The same class graded once whole (in this process) and as 3 shards (3 processes)."""
     from grader import grade
-    from grader.config import GradeConfig, load
+    from grader.config import GradeConfig, LateConfig, load
 
     root = tmp_path_factory.mktemp("sharded")
-    submissions = write_class(root / "submitted", _class(minilab_release))
+    students = _class(minilab_release)
+    submissions = write_collected(root / "submitted", students, _handed_in(students))
     shards = [root / f"shard-{k}" for k in (1, 2, 3)]
     processes = [_grade_shard(k, 3, submissions, out, emulator) for k, out in enumerate(shards, 1)]
     single = grade.main(
@@ -81,6 +92,7 @@ def runs(minilab_release, tmp_path_factory, emulator):
         release_dir=FILES / "release", emulator_config=emulator.config,
         grade_config=load(GradeConfig, "grade", workers=1, cell_timeout=20.0,
                           notebook_timeout=120.0),
+        late_config=LateConfig(due="2026-12-01T12:00Z", penalty_per_day=25),
     )  # fmt: skip
     assert [p.wait(timeout=600) for p in processes] == [0, 0, 0]
     merged = merge.main(
@@ -124,6 +136,7 @@ def test_merged_results_equal_one_run(runs):
     assert len(one) == 14 and one == many
     assert {r.status for r in merged.results} == {GRADED, "rejected"}
     assert len({r.score for r in merged.results if r.status == GRADED}) >= 3
+    assert len({r.late_penalty for r in merged.results if r.status == GRADED}) >= 3
 
 
 def test_merged_csv_junit_and_gradebook_equal_one_run(runs):
@@ -160,6 +173,15 @@ def test_merged_csv_junit_and_gradebook_equal_one_run(runs):
             }  # fmt: skip
 
     assert scores(single) == scores(merged) and len(scores(merged)) > 10
+
+    def lateness(run) -> dict:
+        with Gradebook(run.workspace.db_url) as gb:
+            due = gb.find_assignment("minilab").duedate
+            return {s.student.id: (due, s.timestamp, s.late_submission_penalty)
+                    for s in gb.assignment_submissions("minilab")}  # fmt: skip
+
+    assert lateness(single) == lateness(merged)
+    assert len({penalty for _, _, penalty in lateness(merged).values()}) >= 3
 
 
 def test_merged_feedback_and_summary_exist_for_every_student(runs):
@@ -207,6 +229,12 @@ STUDENTS = [f"student-{n}" for n in range(12)]
         ("other split", {2: {"shards": 4, "shard": 2}}, None, "split the class in different"),
         ("same shard twice", {3: {"shard": 1}}, None, "shard 1/3 is given twice"),
         ("overlap", {3: {"students": ("student-0",)}}, None, "student-0 is in two shards"),
+        (
+            "other late policy",
+            {2: {"late": "due 2026-12-24T00:00:00+00:00, grace 0 min"}},
+            None,
+            "different late policies",
+        ),
     ],
 )
 def test_merge_refuses_shards_that_are_not_one_class(
