@@ -10,7 +10,7 @@ EMU_VENV := .venv-emulator
 PIP_FLAGS := --disable-pip-version-check --quiet
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-grader sandbox-tool browser node deploy-lint test demo up down lab lint format release validate lock clean
+.PHONY: setup setup-grader sandbox-tool browser node deploy-lint classroom test demo up down lab lint format release validate lock clean
 
 setup: $(VENV)/.installed $(EMU_VENV)/.installed sandbox-tool browser
 
@@ -53,6 +53,22 @@ deploy/lint/node_modules/.installed: deploy/lint/package.json deploy/lint/packag
 
 deploy-lint: node deploy/lint/node_modules/.installed
 
+# The class hub (deploy/jupyterhub, docs/classroom.md): JupyterHub and the LMS parts into .venv
+# (the `classroom` extra, pinned in requirements/course.txt), its proxy from npm (pinned in
+# deploy/jupyterhub/package-lock.json).
+classroom: $(VENV)/.classroom node deploy/jupyterhub/node_modules/.installed sandbox-tool
+
+$(VENV)/.classroom: $(VENV)/.installed pyproject.toml requirements/course.txt
+	@echo "==> class hub packages (.[classroom])"
+	@$(VENV)/bin/pip install $(PIP_FLAGS) -c requirements/course.txt -e '.[dev,classroom]'
+	@touch $@
+
+deploy/jupyterhub/node_modules/.installed: deploy/jupyterhub/package.json deploy/jupyterhub/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "cloudlabs: npm not found; install it (Debian: apt-get install npm)"; exit 1; }
+	@echo "==> configurable-http-proxy (npm ci --prefix deploy/jupyterhub)"
+	@npm ci --prefix deploy/jupyterhub --no-audit --no-fund --silent
+	@touch $@
+
 $(VENV)/.installed: pyproject.toml requirements/course.txt
 	@test -n "$(COURSE_PYTHON)" || { echo "cloudlabs: no Python 3.11+ found (see above)"; exit 1; }
 	@echo "==> course virtualenv $(VENV) ($(COURSE_PYTHON))"
@@ -71,7 +87,7 @@ $(EMU_VENV)/.installed: requirements/emulator.txt emulator/pyproject.toml
 # The suite: lint, the lab contract, labs/ up to date, then pytest on 2 workers (each with its own
 # emulator). Every lecture runs and every lab's samples are graded on the real emulator. The real
 # labs' `validate` and `release --check` run here only, once; pytest tests both on the minilab.
-test: setup deploy-lint
+test: setup deploy-lint classroom
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cloudlabs validate
@@ -119,4 +135,4 @@ lock:
 
 clean:
 	-$(VENV)/bin/cloudlabs down 2>/dev/null
-	rm -rf $(VENV) $(EMU_VENV) .cloudlabs
+	rm -rf $(VENV) $(EMU_VENV) .cloudlabs .cloudlabs-hub

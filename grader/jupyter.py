@@ -36,15 +36,33 @@ HIDDEN = ("solutions", "samples", "tests", "grader", "emulator", "benchmarks", "
           "*.egg-info", "Makefile", "pyproject.toml", "nbgrader_config.py")  # fmt: skip
 
 
-def student_config(directory: Path) -> Path:
-    """Write the student mode's Jupyter configuration into ``directory``; returns it."""
+#: On the class hub students keep nbgrader's assignment list (fetch and submit through the
+#: exchange) and lose its instructor parts.
+EXCHANGE_SERVER_EXTENSIONS = (
+    "nbgrader.server_extensions.assignment_list",
+    "nbgrader.server_extensions.course_list",
+)
+INSTRUCTOR_PLUGINS = ("formgrader", "create-assignment", "course-list", "menu")
+
+
+def student_config(directory: Path, *, exchange: bool = False) -> Path:
+    """Write the student mode's Jupyter configuration into ``directory``; returns it. With
+    ``exchange`` (the class hub), nbgrader's assignment list stays: students fetch and submit."""
     (directory / "labconfig").mkdir(parents=True, exist_ok=True)
+    extensions = dict.fromkeys(NBGRADER_SERVER_EXTENSIONS, False)
+    if exchange:
+        extensions |= dict.fromkeys(EXCHANGE_SERVER_EXTENSIONS, True)
     server = {
-        "ServerApp": {"jpserver_extensions": dict.fromkeys(NBGRADER_SERVER_EXTENSIONS, False)},
+        "ServerApp": {"jpserver_extensions": extensions},
         "ContentsManager": {"hide_globs": list(HIDDEN)},
     }
     (directory / "jupyter_server_config.json").write_text(json.dumps(server, indent=2))
-    page = {"disabledExtensions": {NBGRADER_LAB_EXTENSION: True}}
+    disabled = (
+        {f"{NBGRADER_LAB_EXTENSION}:{p}": True for p in INSTRUCTOR_PLUGINS}
+        if exchange
+        else {NBGRADER_LAB_EXTENSION: True}
+    )
+    page = {"disabledExtensions": disabled}
     (directory / "labconfig" / "page_config.json").write_text(json.dumps(page, indent=2))
     return directory
 

@@ -253,9 +253,11 @@ def bwrap_argv(
     workdir: Path,
     uid: int | None = None,
     files: dict[Path, int] | None = None,
+    binds: Sequence[tuple[Path, Path, bool]] = (),
 ) -> list[str]:
     """bwrap's command line for ``kernel`` (see the module docstring). ``uid``: the kernel's user
-    id, when the grader is root; ``files``: read-only files to make, path -> a readable fd."""
+    id, when the grader is root; ``files``: read-only files to make, path -> a readable fd;
+    ``binds``: more host directories to show, (host path, path inside, writable)."""
     box = _Bwrap()
     # The private scratch first: a checkout or a working directory under the host's /tmp is
     # bound on top of it, never hidden by it.
@@ -288,6 +290,8 @@ def bwrap_argv(
         elif path.exists():  # (not /dev/null: device files cannot be opened on bind mounts)
             box.args += ["--perms", "0444", "--ro-bind-data", str(_data_fd(b"")), str(path)]
     box.bind(workdir, writable=True)
+    for src, dest, writable in binds:
+        box.bind(src, dest, writable=writable)
     box.tmpfs(workdir / ".aws", "0555")  # botocore reads ~/.aws/models, whatever AWS_* say
     for dest, fd in sorted((files or {}).items()):
         box.file(fd, dest)
@@ -436,6 +440,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--hide", type=Path, action="append", default=[])
     parser.add_argument("--max-processes", type=int, default=MAX_PROCESSES)
+    parser.add_argument("--bind", action="append", default=[], metavar="SRC:DEST",
+                        help="show a host directory read-only (bwrap)")  # fmt: skip
+    parser.add_argument("--bind-rw", action="append", default=[], metavar="SRC:DEST",
+                        help="show a host directory writable (bwrap)")  # fmt: skip
+    parser.add_argument("--keep-env", action="append", default=[], metavar="NAME",
+                        help="keep this environment variable (a server's settings)")  # fmt: skip
     parser.add_argument("kernel", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     kernel = args.kernel[1:] if args.kernel[:1] == ["--"] else args.kernel
@@ -455,7 +465,10 @@ def main(argv: list[str] | None = None) -> None:
             files[RUN_DIR / "connection.json"] = _data_fd(_read_private(Path(kernel[at])))
             kernel = [*kernel[:at], str(RUN_DIR / "connection.json"), *kernel[at + 1 :]]
         env = kernel_env(home=workdir, fresh=Path("/tmp"), aws=RUN_DIR, keep_parent=False)
-        command = bwrap_argv(kernel, hide=args.hide, workdir=workdir, uid=uid, files=files)
+        binds = [(Path(s), Path(d), False) for s, d in (b.split(":", 1) for b in args.bind)]
+        binds += [(Path(s), Path(d), True) for s, d in (b.split(":", 1) for b in args.bind_rw)]
+        command = bwrap_argv(kernel, hide=args.hide, workdir=workdir, uid=uid, files=files,
+                             binds=binds)  # fmt: skip
     else:
         fresh = _fresh_dir(workdir / ".cloudlabs-kernel")
         for name in ("aws-config", "aws-credentials"):
@@ -463,6 +476,7 @@ def main(argv: list[str] | None = None) -> None:
         env = kernel_env(home=workdir, fresh=fresh, aws=fresh, keep_parent=True)
         command = kernel
         _die_with_parent()
+    env |= {name: os.environ[name] for name in args.keep_env if name in os.environ}
     # RLIMIT_NPROC only where it counts this kernel alone: its own user id.
     _limit(args.memory_mb, args.max_processes if uid is not None else None)
     os.chdir(workdir)
