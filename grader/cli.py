@@ -189,6 +189,55 @@ def merge(lab: str, shards: tuple[Path, ...], out: Path) -> None:
     sys.exit(grade.exit_code(run))
 
 
+@cli.group()
+def lms() -> None:
+    """Grades back to the LMS: LTI 1.3 passback, or a gradebook CSV for Canvas or Moodle."""
+
+
+@lms.command("push")
+@click.argument("lab")
+@click.argument("workspace", type=click.Path(path_type=Path, file_okay=False))
+@_reports_errors
+def lms_push(lab: str, workspace: Path) -> None:
+    """Post LAB's final scores from WORKSPACE to the LMS (settings: CLOUDLABS_LTI_*)."""
+    from grader import lms_csv, lti
+    from grader.config import LtiConfig, load
+
+    report = lti.push(lab=lab, results=lms_csv.read_results(workspace),
+                      config=load(LtiConfig, "lti"), max_score=find(lab).max_score)  # fmt: skip
+    click.echo(f"line item {report.lineitem} ({report.lineitem_action}); "
+               f"{len(report.posted)} scores posted")  # fmt: skip
+    for student, why in {**report.not_graded, **report.not_in_lms}.items():
+        click.echo(f"  not posted: {student}: {why}")
+    for warning in report.warnings:
+        click.echo(f"  warning: {warning}", err=True)
+    sys.exit(ExitCode.OK if report.complete else ExitCode.PROBLEM)
+
+
+@lms.command("csv")
+@click.argument("lab")
+@click.argument("workspace", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(("canvas", "moodle")), required=True)
+@click.option("--roster", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="CSV mapping student ids to the LMS's identifiers.")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--assignment-id", default="", help="Canvas: the existing assignment's id.")
+@click.option("--identifier", type=click.Choice(("username", "email", "idnumber")),
+              default="username", help="Moodle: the column that names students.")  # fmt: skip
+@_reports_errors
+def lms_csv_command(
+    lab: str, workspace: Path, fmt: str, roster: Path | None, out: Path, assignment_id: str,
+    identifier: str,
+) -> None:  # fmt: skip
+    """Write LAB's gradebook CSV from WORKSPACE for Canvas or Moodle."""
+    from grader import lms_csv
+
+    path = lms_csv.write(lab=lab, results=lms_csv.read_results(workspace), format=fmt, out=out,
+                         max_score=find(lab).max_score, roster=roster,
+                         assignment_id=assignment_id, identifier=identifier)  # fmt: skip
+    click.echo(f"wrote {path}")
+
+
 @cli.command()
 @click.argument("workspace", type=click.Path(path_type=Path, file_okay=False))
 @_reports_errors

@@ -71,6 +71,27 @@ class LateConfig:
     max_penalty: float = _field(100.0, "the most lateness can cost, in percent of the lab's points")
 
 
+@dataclasses.dataclass(frozen=True)
+class LtiConfig:
+    """The LMS course cloudlabs posts grades to, as an LTI 1.3 tool registered there."""
+
+    issuer: str = _field("", "the platform's issuer (iss), e.g. https://canvas.instructure.com")
+    client_id: str = _field("", "the tool's client id on the platform")
+    deployment_id: str = _field("", "the tool's deployment id on the platform")
+    token_url: str = _field("", "the platform's OAuth2 token endpoint")
+    audience: str = _field("", "aud of the tool's token request (empty: the token URL)")
+    private_key: str = _field("", "path of the PEM file of the tool's RSA private key")
+    key_id: str = _field("", "kid of the tool's key, as in the JWKS registered on the platform")
+    lineitems_url: str = _field("", "the course's AGS line items URL (from a launch's claim)")
+    memberships_url: str = _field("", "the course's NRPS context memberships URL")
+    student_field: str = _field(
+        "user_id", "member field naming students as cloudlabs does: user_id, email, "
+        "lis_person_sourcedid (the hub's username claim)",
+    )  # fmt: skip
+    tag: str = _field("cloudlabs", "tag of the line items cloudlabs creates (one per lab)")
+    timeout: float = _field(30.0, "seconds one request to the platform may take")
+
+
 def _convert(raw: str, kind: Any, name: str) -> Any:
     if isinstance(kind, types.UnionType):
         kind = next(a for a in typing.get_args(kind) if a is not type(None))

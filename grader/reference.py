@@ -19,8 +19,16 @@ from pathlib import Path
 import click
 
 from grader import ROOT
-from grader.config import EmulatorConfig, GradeConfig, LateConfig, SigningConfig, describe
+from grader.config import (
+    EmulatorConfig,
+    GradeConfig,
+    LateConfig,
+    LtiConfig,
+    SigningConfig,
+    describe,
+)
 from grader.errors import EXIT_CODES, ExitCode
+from grader.hub import HubConfig
 
 #: The documents that may hold generated tables.
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -28,7 +36,7 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: Each settings section: the name ``grader.config.load`` is called with, and its dataclass.
 SECTIONS: dict[str, type] = {
     "emulator": EmulatorConfig, "grade": GradeConfig, "late": LateConfig,
-    "signing": SigningConfig,
+    "signing": SigningConfig, "lti": LtiConfig, "hub": HubConfig,
 }  # fmt: skip
 
 _BLOCK = re.compile(r"(<!-- generated: ([a-z-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
