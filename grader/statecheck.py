@@ -357,4 +357,7 @@ def _main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    # run as grader.statecheck, not __main__: checks.py files return grader.statecheck.Parts
+    from grader import statecheck
+
+    raise SystemExit(statecheck._main())
