@@ -190,6 +190,41 @@ def merge(lab: str, shards: tuple[Path, ...], out: Path) -> None:
 
 
 @cli.group()
+def hub() -> None:
+    """The class hub's exchange (run on the hub's machine): release labs, collect submissions."""
+
+
+@hub.command("release")
+@click.argument("labs", nargs=-1, required=True)
+@_reports_errors
+def hub_release(labs: tuple[str, ...]) -> None:
+    """Publish LABS to the students' assignment lists (settings: CLOUDLABS_HUB_*)."""
+    from grader import exchange
+
+    for path in exchange.release(labs=list(labs)):
+        click.echo(f"released {path}")
+
+
+@hub.command("collect")
+@click.argument("lab")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("submitted"),
+              show_default=True, help="Where submitted/<student>/<lab>/ goes.")  # fmt: skip
+@_reports_errors
+def hub_collect(lab: str, out: Path) -> None:
+    """Copy each student's newest submission of LAB out of the exchange, for `cloudlabs grade`."""
+    from grader import exchange
+
+    collection = exchange.collect(lab=lab, out=out)
+    for item in collection.collected:
+        click.echo(f"collected {item.student}: {item.submitted_at:%Y-%m-%d %H:%M:%S} UTC")
+    for item in collection.refused:
+        click.echo(f"  refused {item.student}/{item.name}: {item.reason}", err=True)
+    click.echo(
+        f"{len(collection.collected)} collected, {len(collection.refused)} refused, in {out}"
+    )
+
+
+@cli.group()
 def lms() -> None:
     """Grades back to the LMS: LTI 1.3 passback, or a gradebook CSV for Canvas or Moodle."""
 
