@@ -10,7 +10,7 @@ EMU_VENV := .venv-emulator
 PIP_FLAGS := --disable-pip-version-check --quiet
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-grader sandbox-tool browser node deploy-lint classroom test demo up down lab lint format release validate lock clean
+.PHONY: setup setup-grader sandbox-tool browser node deploy-lint classroom classroom-demo test demo up down lab lint format release validate lock clean
 
 setup: $(VENV)/.installed $(EMU_VENV)/.installed sandbox-tool browser
 
@@ -62,6 +62,11 @@ $(VENV)/.classroom: $(VENV)/.installed pyproject.toml requirements/course.txt
 	@echo "==> class hub packages (.[classroom])"
 	@$(VENV)/bin/pip install $(PIP_FLAGS) -c requirements/course.txt -e '.[dev,classroom]'
 	@touch $@
+
+# The class end to end on loopback (grader/classroom.py): an LTI 1.3 platform as the LMS, the hub,
+# an instructor and two students through nbgrader's exchange, grading, and grades back to the LMS.
+classroom-demo: setup classroom
+	$(VENV)/bin/python -m grader.classroom
 
 deploy/jupyterhub/node_modules/.installed: deploy/jupyterhub/package.json deploy/jupyterhub/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { echo "cloudlabs: npm not found; install it (Debian: apt-get install npm)"; exit 1; }

@@ -88,6 +88,12 @@ class LtiConfig:
         "user_id", "member field naming students as cloudlabs does: user_id, email, "
         "lis_person_sourcedid (the hub's username claim)",
     )  # fmt: skip
+    authorize_url: str = _field("", "the platform's OIDC authorization endpoint (hub launches)")
+    jwks_url: str = _field("", "the platform's public key set (JWKS) URL (hub launches)")
+    username_claim: str = _field(
+        "sub", "id_token claim that names the hub user (sub is NRPS's user_id); custom_<name> "
+        "reads the custom claim",
+    )  # fmt: skip
     tag: str = _field("cloudlabs", "tag of the line items cloudlabs creates (one per lab)")
     timeout: float = _field(30.0, "seconds one request to the platform may take")
 

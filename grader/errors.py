@@ -86,3 +86,9 @@ class LabError(CloudlabsError):
 
 class SubmissionError(CloudlabsError):
     """A submission cannot be graded as it is; the reason goes into its report."""
+
+
+class HubError(CloudlabsError):
+    """The class hub, or a student's server on it, did not start or answer (infrastructure)."""
+
+    exit_code = ExitCode.INFRASTRUCTURE

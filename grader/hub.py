@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from grader import ROOT
-from grader.config import EmulatorConfig, _field, load
+from grader.config import EmulatorConfig, LtiConfig, _field, load
+from grader.errors import ConfigError
 
 SECRET_FILE = "class-secret"
 
@@ -114,11 +115,8 @@ def configure(c: Any, config: HubConfig | None = None) -> HubConfig:
         c.DummyAuthenticator.password = config.password
         c.Authenticator.allow_all = True
     elif config.authenticator == "lti13":
-        c.JupyterHub.authenticator_class = "ltiauthenticator.lti13.auth.LTI13Authenticator"
-        c.Authenticator.allow_all = True  # who may launch is the LMS's decision
+        _launch_from_the_lms(c, load(LtiConfig, "lti"))
     else:
-        from grader.errors import ConfigError
-
         raise ConfigError(
             f"unknown authenticator {config.authenticator!r}",
             fix="set CLOUDLABS_HUB_AUTHENTICATOR to 'lti13' or 'dummy'",
@@ -136,6 +134,24 @@ def configure(c: Any, config: HubConfig | None = None) -> HubConfig:
         }
     ]
     return config
+
+
+def _launch_from_the_lms(c: Any, lti: LtiConfig) -> None:
+    """jupyterhub-ltiauthenticator, on the tool registration that grade passback uses too."""
+    needed = {"issuer": lti.issuer, "client_id": lti.client_id,
+              "authorize_url": lti.authorize_url, "jwks_url": lti.jwks_url}  # fmt: skip
+    missing = [f"CLOUDLABS_LTI_{name.upper()}" for name, value in needed.items() if not value]
+    if missing:
+        raise ConfigError(f"launching from the LMS needs {', '.join(missing)}",
+                          fix="set them from the tool's registration on the LMS "
+                          "(docs/classroom.md), or CLOUDLABS_HUB_AUTHENTICATOR=dummy for a demo")  # fmt: skip
+    c.JupyterHub.authenticator_class = "ltiauthenticator.lti13.auth.LTI13Authenticator"
+    c.LTI13Authenticator.issuer = lti.issuer
+    c.LTI13Authenticator.client_id = {lti.client_id}
+    c.LTI13Authenticator.authorize_url = lti.authorize_url
+    c.LTI13Authenticator.jwks_endpoint = lti.jwks_url
+    c.LTI13Authenticator.username_key = lti.username_claim
+    c.Authenticator.allow_all = True  # who may launch is the LMS's decision: it signs each launch
 
 
 def serve_emulator(config: HubConfig | None = None) -> None:

@@ -117,7 +117,8 @@ class SandboxSpawner(LocalProcessSpawner):
         self.cmd = [
             sys.executable, "-m", "grader.sandbox", "--mode", "bwrap",
             "--memory-mb", str(self.hub_config.memory_mb), "--workdir", str(self.home),
-            "--bind", f"{settings}:{settings}",
+            "--bind", f"{settings}:{settings}", "--user-name", self.user.name,
+            "--scratch", str(EXCHANGE),  # nbgrader wants its root writable: a private tmpfs
             "--bind", f"{self.outbound()}:{EXCHANGE / course / 'outbound'}",
             "--bind-rw", f"{self.inbound()}:{EXCHANGE / course / 'inbound'}",
             *[arg for name in kept for arg in ("--keep-env", name)],

@@ -254,10 +254,12 @@ def bwrap_argv(
     uid: int | None = None,
     files: dict[Path, int] | None = None,
     binds: Sequence[tuple[Path, Path, bool]] = (),
+    scratch: Sequence[Path] = (),
 ) -> list[str]:
     """bwrap's command line for ``kernel`` (see the module docstring). ``uid``: the kernel's user
     id, when the grader is root; ``files``: read-only files to make, path -> a readable fd;
-    ``binds``: more host directories to show, (host path, path inside, writable)."""
+    ``binds``: more host directories to show, (host path, path inside, writable); ``scratch``:
+    empty folders anyone inside may write (1777, in memory), made before the binds."""
     box = _Bwrap()
     # The private scratch first: a checkout or a working directory under the host's /tmp is
     # bound on top of it, never hidden by it.
@@ -290,6 +292,8 @@ def bwrap_argv(
         elif path.exists():  # (not /dev/null: device files cannot be opened on bind mounts)
             box.args += ["--perms", "0444", "--ro-bind-data", str(_data_fd(b"")), str(path)]
     box.bind(workdir, writable=True)
+    for dest in scratch:
+        box.tmpfs(dest, "1777", SCRATCH_BYTES)
     for src, dest, writable in binds:
         box.bind(src, dest, writable=writable)
     box.tmpfs(workdir / ".aws", "0555")  # botocore reads ~/.aws/models, whatever AWS_* say
@@ -423,13 +427,13 @@ def kernel_env(*, home: Path, fresh: Path, aws: Path, keep_parent: bool) -> dict
     return env
 
 
-def _passwd(uid: int, home: Path) -> tuple[bytes, bytes]:
+def _passwd(uid: int, home: Path, name: str = "student") -> tuple[bytes, bytes]:
     passwd = (
         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-        f"student:x:{uid}:{uid}:student:{home}:/bin/sh\n"
+        f"{name}:x:{uid}:{uid}:{name}:{home}:/bin/sh\n"
         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
     )
-    group = f"root:x:0:\nstudent:x:{uid}:\nnogroup:x:65534:\n"
+    group = f"root:x:0:\n{name}:x:{uid}:\nnogroup:x:65534:\n"
     return passwd.encode(), group.encode()
 
 
@@ -444,6 +448,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="show a host directory read-only (bwrap)")  # fmt: skip
     parser.add_argument("--bind-rw", action="append", default=[], metavar="SRC:DEST",
                         help="show a host directory writable (bwrap)")  # fmt: skip
+    parser.add_argument("--scratch", type=Path, action="append", default=[], metavar="DEST",
+                        help="an empty writable folder for everyone, made before the binds (bwrap)")  # fmt: skip
+    parser.add_argument("--user-name", default="student", metavar="NAME",
+                        help="the user's name inside the sandbox (its /etc/passwd)")  # fmt: skip
     parser.add_argument("--keep-env", action="append", default=[], metavar="NAME",
                         help="keep this environment variable (a server's settings)")  # fmt: skip
     parser.add_argument("kernel", nargs=argparse.REMAINDER)
@@ -458,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
         _own_dir(workdir / ".aws", uid)  # bwrap mounts an empty ~/.aws there: not on a link
         files: dict[Path, int] = {RUN_DIR / "aws-config": _data_fd(b""),
                                   RUN_DIR / "aws-credentials": _data_fd(b"")}  # fmt: skip
-        passwd, group = _passwd(os.getuid() if uid is None else uid, workdir)
+        passwd, group = _passwd(os.getuid() if uid is None else uid, workdir, args.user_name)
         files[Path("/etc/passwd")], files[Path("/etc/group")] = _data_fd(passwd), _data_fd(group)
         if "-f" in kernel[:-1]:  # the connection file: copied in, read-only, out of HOME
             at = kernel.index("-f") + 1
@@ -468,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
         binds = [(Path(s), Path(d), False) for s, d in (b.split(":", 1) for b in args.bind)]
         binds += [(Path(s), Path(d), True) for s, d in (b.split(":", 1) for b in args.bind_rw)]
         command = bwrap_argv(kernel, hide=args.hide, workdir=workdir, uid=uid, files=files,
-                             binds=binds)  # fmt: skip
+                             binds=binds, scratch=args.scratch)  # fmt: skip
     else:
         fresh = _fresh_dir(workdir / ".cloudlabs-kernel")
         for name in ("aws-config", "aws-credentials"):

@@ -4,30 +4,12 @@ secrets or the other's AWS resources, and everything the hub started ends with i
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import json
-import os
 import secrets
-import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
-from pathlib import Path
 
-import psutil
 import pytest
 
-from grader import ROOT
+from grader import ROOT, classroom
 from grader.hub import Identity, class_secret, identity
-from tests.conftest import free_port
-
-PROXY = ROOT / "deploy" / "jupyterhub" / "node_modules" / ".bin" / "configurable-http-proxy"
-JUPYTERHUB = Path(sys.executable).parent / "jupyterhub"
 
 
 def test_identities_are_stable_distinct_and_never_the_default(tmp_path):
@@ -43,125 +25,20 @@ def test_identities_are_stable_distinct_and_never_the_default(tmp_path):
     assert alice.prefix.startswith("u") and len(alice.prefix) == 11
 
 
-@dataclasses.dataclass
-class Hub:
-    url: str
-    token: str
-    data: Path
-    process: subprocess.Popen
-
-    def api(self, method: str, path: str, body: dict | None = None) -> dict | list | None:
-        request = urllib.request.Request(
-            f"{self.url}{path}", method=method, data=json.dumps(body).encode() if body else None,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=30) as response:
-            text = response.read()
-        return json.loads(text) if text else None
-
-
-def _wait(what: str, ready, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
-    """Until ``ready()`` (readiness polling, bounded: the hub and servers start at their pace)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the hub exited ({process.returncode}) before {what}:\n{log.read_text()}")
-        with_value = ready()
-        if with_value:
-            return
-        time.sleep(0.5)
-    pytest.fail(f"{what} did not happen in {seconds} s:\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    if not PROXY.exists() or not JUPYTERHUB.exists() or shutil.which("bwrap") is None:
-        pytest.skip("the class hub is not installed (`make classroom` installs it)")
-    root = tmp_path_factory.mktemp("hub")
-    token = secrets.token_hex(16)
-    config = root / "jupyterhub_config.py"
-    config.write_text(
-        "from grader.hub import configure\n"
-        "c = get_config()  # noqa: F821\n"
-        "configure(c)\n"
-        f"c.JupyterHub.services.append({{'name': 'tester', 'api_token': {token!r}}})\n"
-        "c.JupyterHub.load_roles = [{'name': 'tester', 'services': ['tester'], 'scopes': "
-        "['admin:users', 'admin:servers', 'access:servers', 'read:users']}]\n"
-    )
-    port = free_port()
-    env = {**os.environ, "CLOUDLABS_HUB_DATA": str(root / "data"), "CLOUDLABS_HUB_PORT": str(port),
-           "CLOUDLABS_HUB_EMULATOR_PORT": str(free_port()), "CLOUDLABS_HUB_AUTHENTICATOR": "dummy",
-           "CLOUDLABS_HUB_HUB_API_PORT": str(free_port()),
-           "CLOUDLABS_HUB_PROXY_API_PORT": str(free_port()),
-           "CLOUDLABS_HUB_PASSWORD": secrets.token_hex(8)}  # fmt: skip
-    log = root / "hub.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([str(JUPYTERHUB), "-f", str(config)], cwd=root, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    running = Hub(f"http://127.0.0.1:{port}", token, root / "data", process)
-
-    def answers() -> bool:
-        try:
-            return running.api("GET", "/hub/api/") is not None
-        except (OSError, urllib.error.URLError):
-            return False
-
-    try:
-        _wait("the hub answered", answers, process, log)
+    if classroom.missing_parts():
+        pytest.skip(f"{classroom.missing_parts()} (`make classroom` installs it)")
+    env = {"CLOUDLABS_HUB_AUTHENTICATOR": "dummy", "CLOUDLABS_HUB_PASSWORD": secrets.token_hex(8)}
+    with classroom.running_hub(tmp_path_factory.mktemp("hub"), env=env) as running:
         for name in ("alice", "bob"):
             running.api("POST", f"/hub/api/users/{name}")
-            running.api("POST", f"/hub/api/users/{name}/server")
-        for name in ("alice", "bob"):
-            _wait(f"{name}'s server started",
-                  lambda n=name: running.api("GET", f"/hub/api/users/{n}")["servers"]
-                  .get("", {}).get("ready"), process, log)  # fmt: skip
-        yield running
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=120)
-    left = [p for p in psutil.process_iter(["cmdline", "cwd"])
-            if str(root) in " ".join(p.info["cmdline"] or []) or str(root) in (p.info["cwd"] or "")]  # fmt: skip
-    assert not left, f"still running after the hub: {[p.info['cmdline'] for p in left]}"
+            running.start_server(name)
+        yield running  # running_hub fails if anything it started outlives the hub
 
 
-def run_code(hub: Hub, user: str, code: str) -> str:
-    """Run ``code`` in a new kernel of ``user``'s server, through the proxy; its output."""
-    from tornado.httpclient import HTTPRequest
-    from tornado.websocket import websocket_connect
-
-    kernel = hub.api("POST", f"/user/{user}/api/kernels", {"name": "python3"})["id"]
-
-    async def execute() -> str:
-        url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{kernel}/channels"
-        socket = await websocket_connect(
-            HTTPRequest(url, headers={"Authorization": f"token {hub.token}"})
-        )
-        msg_id = uuid.uuid4().hex
-        socket.write_message(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": uuid.uuid4().hex,
-                       "username": "", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-        }))  # fmt: skip
-        out = []
-        while True:
-            message = json.loads(await asyncio.wait_for(socket.read_message(), 120))
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = message["msg_type"], message["content"]
-            if kind == "stream":
-                out.append(content["text"])
-            elif kind == "error":
-                out.append(f"{content['ename']}: {content['evalue']}")
-            elif kind == "status" and content["execution_state"] == "idle":
-                socket.close()
-                return "".join(out)
-
-    try:
-        return asyncio.run(execute())
-    finally:
-        hub.api("DELETE", f"/user/{user}/api/kernels/{kernel}")
+def run_code(hub: classroom.Hub, user: str, code: str) -> str:
+    return hub.run_code(user, code)
 
 
 def test_each_student_works_in_their_own_account(hub):
@@ -218,3 +95,47 @@ def test_a_student_s_own_hub_token_opens_no_other_server(hub):
     )
     out = dict(line.split() for line in run_code(hub, "bob", code).splitlines())
     assert out == {"alice": "403", "bob": "200"}, out
+
+
+def test_no_student_learns_another_s_account_id(hub):
+    """Account ids are in each server's environment: no other student can read a process's."""
+    bob = identity(class_secret(hub.data), "bob")
+    code = (
+        "import os, pathlib\n"
+        "seen = set()\n"
+        "for proc in pathlib.Path('/proc').iterdir():\n"
+        "    try:\n"
+        "        seen.add((proc / 'environ').read_bytes())\n"
+        "    except OSError:\n"
+        "        pass\n"
+        f"print(len(seen), any({bob.account_id.encode()!r} in env for env in seen))\n"
+    )
+    count, found = run_code(hub, "alice", code).split()
+    assert int(count) >= 1 and found == "False"  # alice reads her own processes, none of bob's
+    assert bob.account_id not in run_code(hub, "alice", "import os; print(dict(os.environ))")
+
+
+def test_the_lms_launch_is_wired_to_the_tool_s_registration(tmp_path, monkeypatch):
+    from traitlets.config import Config
+
+    from grader.errors import ConfigError
+    from grader.hub import HubConfig, configure
+
+    hub = HubConfig(data=tmp_path, authenticator="lti13")
+    with pytest.raises(ConfigError) as caught:
+        configure(Config(), hub)
+    assert "CLOUDLABS_LTI_AUTHORIZE_URL" in str(caught.value) and "dummy" in caught.value.fix
+    for name, value in {"ISSUER": "https://lms.example.edu", "CLIENT_ID": "tool",
+                        "AUTHORIZE_URL": "https://lms.example.edu/authorize",
+                        "JWKS_URL": "https://lms.example.edu/jwks"}.items():  # fmt: skip
+        monkeypatch.setenv(f"CLOUDLABS_LTI_{name}", value)
+    c = Config()
+    configure(c, hub)
+    lti = c.LTI13Authenticator
+    assert c.JupyterHub.authenticator_class.endswith("LTI13Authenticator")
+    assert (lti.issuer, lti.client_id, lti.jwks_endpoint, lti.username_key) == (
+        "https://lms.example.edu",
+        {"tool"},
+        "https://lms.example.edu/jwks",
+        "sub",
+    )
