@@ -68,6 +68,12 @@ def test_students_work_in_accounts_of_their_own(demo):
 
 def test_memory_of_each_part_is_measured(demo):
     report, _, _ = demo
-    assert set(report.memory) == {"lms-alice", "lms-bob", "emulator", "emulator, graded", "hub and proxy"}
+    assert set(report.memory) == {
+        "lms-alice",
+        "lms-bob",
+        "emulator",
+        "emulator, graded",
+        "hub and proxy",
+    }
     for part, memory in report.memory.items():
         assert memory.processes >= 2 and memory.rss > memory.uss > 0, (part, memory)
