@@ -191,7 +191,7 @@ def merge(lab: str, shards: tuple[Path, ...], out: Path) -> None:
 
 @cli.group()
 def hub() -> None:
-    """The class hub's exchange (run on the hub's machine): release labs, collect submissions."""
+    """The class hub: release labs, collect submissions, student settings (docs/classroom.md)."""
 
 
 @hub.command("release")
@@ -222,6 +222,20 @@ def hub_collect(lab: str, out: Path) -> None:
     click.echo(
         f"{len(collection.collected)} collected, {len(collection.refused)} refused, in {out}"
     )
+
+
+@hub.command("student-settings")
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@_reports_errors
+def hub_student_settings(out: Path) -> None:
+    """Write student mode's Jupyter settings to OUT, for servers set up without the hub's spawner
+    (the student image of deploy/Dockerfile.student reads them through JUPYTER_CONFIG_PATH)."""
+    from grader import jupyter
+    from grader.config import load
+    from grader.hub import HubConfig
+
+    course = load(HubConfig, "hub").course_id
+    click.echo(f"student settings in {jupyter.student_config(out, exchange_course=course)}")
 
 
 @cli.group()

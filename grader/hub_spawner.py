@@ -25,7 +25,7 @@ from grader.errors import ConfigError
 from grader.hub import HubConfig, class_secret, identity
 
 #: Where the exchange is inside a server's sandbox (nbgrader's Exchange.root there).
-EXCHANGE = Path("/srv/nbgrader/exchange")
+EXCHANGE = Path(jupyter.EXCHANGE_ROOT)
 #: User names that name a folder safely (JupyterHub lower-cases names; LTI ids are checked).
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 #: Environment variables a server keeps inside its sandbox (JupyterHub's, and the course's).
@@ -46,7 +46,7 @@ class SandboxSpawner(LocalProcessSpawner):
     @property
     def home(self) -> Path:
         name = self.user.name
-        if not USERNAME.match(name):
+        if not USERNAME.fullmatch(name):
             raise ConfigError(f"user name {name!r} cannot name a home folder",
                               fix="use user names of letters, digits, '.', '-', '_'")  # fmt: skip
         return self.data / "homes" / name
@@ -59,13 +59,8 @@ class SandboxSpawner(LocalProcessSpawner):
 
     def student_settings(self) -> Path:
         """Student mode, with nbgrader's assignment list (fetch, submit) kept on."""
-        directory = jupyter.student_config(self.data / "jupyter-student", exchange=True)
-        (directory / "nbgrader_config.py").write_text(
-            "c = get_config()  # noqa: F821\n"
-            f"c.Exchange.root = {str(EXCHANGE)!r}\n"
-            f"c.CourseDirectory.course_id = {self.hub_config.course_id!r}\n"
-        )
-        return directory
+        return jupyter.student_config(self.data / "jupyter-student",
+                                      exchange_course=self.hub_config.course_id)  # fmt: skip
 
     def make_preexec_fn(self, name: str) -> None:
         return None  # no system user to become: the sandbox gives the server its own user id

@@ -43,15 +43,25 @@ EXCHANGE_SERVER_EXTENSIONS = (
     "nbgrader.server_extensions.course_list",
 )
 INSTRUCTOR_PLUGINS = ("formgrader", "create-assignment", "course-list", "menu")
+#: nbgrader's exchange inside a student's server on a class hub (its Exchange.root)
+EXCHANGE_ROOT = "/srv/nbgrader/exchange"
 
 
-def student_config(directory: Path, *, exchange: bool = False) -> Path:
+def student_config(
+    directory: Path, *, exchange_course: str | None = None, exchange_root: str = EXCHANGE_ROOT
+) -> Path:
     """Write the student mode's Jupyter configuration into ``directory``; returns it. With
-    ``exchange`` (the class hub), nbgrader's assignment list stays: students fetch and submit."""
+    ``exchange_course`` (a class hub), nbgrader's assignment list stays, on the exchange at
+    ``exchange_root``: students fetch and submit."""
     (directory / "labconfig").mkdir(parents=True, exist_ok=True)
     extensions = dict.fromkeys(NBGRADER_SERVER_EXTENSIONS, False)
-    if exchange:
+    if exchange_course:
         extensions |= dict.fromkeys(EXCHANGE_SERVER_EXTENSIONS, True)
+        (directory / "nbgrader_config.py").write_text(
+            "c = get_config()  # noqa: F821\n"
+            f"c.Exchange.root = {exchange_root!r}\n"
+            f"c.CourseDirectory.course_id = {exchange_course!r}\n"
+        )
     server = {
         "ServerApp": {"jpserver_extensions": extensions},
         "ContentsManager": {"hide_globs": list(HIDDEN)},
@@ -59,7 +69,7 @@ def student_config(directory: Path, *, exchange: bool = False) -> Path:
     (directory / "jupyter_server_config.json").write_text(json.dumps(server, indent=2))
     disabled = (
         {f"{NBGRADER_LAB_EXTENSION}:{p}": True for p in INSTRUCTOR_PLUGINS}
-        if exchange
+        if exchange_course
         else {NBGRADER_LAB_EXTENSION: True}
     )
     page = {"disabledExtensions": disabled}

@@ -17,7 +17,7 @@ from tests import factories as f
 from tests.conftest import free_port
 
 COMMANDS = [
-    "check", "demo", "down", "grade", "lab", "lms", "logs", "merge", "release", "sign", "status", "up",
+    "check", "demo", "down", "grade", "hub", "lab", "lms", "logs", "merge", "release", "sign", "status", "up",
     "validate", "verify-signatures",
 ]  # fmt: skip
 

@@ -5,10 +5,12 @@ secrets or the other's AWS resources, and everything the hub started ends with i
 from __future__ import annotations
 
 import secrets
+import types
 
 import pytest
 
 from grader import ROOT, classroom
+from grader.errors import ConfigError
 from grader.hub import Identity, class_secret, identity
 
 
@@ -139,3 +141,12 @@ def test_the_lms_launch_is_wired_to_the_tool_s_registration(tmp_path, monkeypatc
         "https://lms.example.edu/jwks",
         "sub",
     )
+
+
+@pytest.mark.parametrize("name", ["../bob", "Alice", "a/b", "", "x" * 65, "bob\n"])
+def test_a_name_that_cannot_name_a_folder_gets_no_home(name, tmp_path):
+    from grader.hub_spawner import SandboxSpawner
+
+    spawner = types.SimpleNamespace(user=types.SimpleNamespace(name=name), data=tmp_path)
+    with pytest.raises(ConfigError, match="cannot name a home folder"):
+        SandboxSpawner.home.fget(spawner)
