@@ -5,6 +5,8 @@ its blank release 0 with no grader error, and its partial attempt the score in e
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
 
 import papermill
@@ -47,6 +49,18 @@ def test_lecture_runs_without_error(path: Path, endpoint_url, tmp_path):
         progress_bar=False,
         execution_timeout=300,
     )
+
+
+VERIFIED = re.compile(
+    r"^\*Last verified against current AWS documentation: (\d{4}-\d{2}-\d{2})\.\*$", re.M
+)
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: str(p.relative_to(ROOT / "course")))
+def test_every_lecture_says_when_its_facts_were_last_verified(path: Path):
+    first = next(c for c in nbu.read(path).cells if c.cell_type == "markdown")
+    (date,) = VERIFIED.findall(first.source)
+    assert dt.date.fromisoformat(date) <= dt.date.today()
 
 
 @pytest.mark.parametrize("name", lab_index.available())
