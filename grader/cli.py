@@ -190,6 +190,82 @@ def merge(lab: str, shards: tuple[Path, ...], out: Path) -> None:
 
 
 @cli.group()
+def exam() -> None:
+    """Practice exams and quizzes from the question bank, with readiness per domain."""
+
+
+_chart_option = click.option("--chart", type=click.Path(path_type=Path, dir_okay=False),
+                             help="Also save the readiness chart to this PNG file.")  # fmt: skip
+_draw_options = [
+    click.option("--items", type=click.IntRange(min=1), help="How many items (default: all)."),
+    click.option("--minutes", type=click.FloatRange(min=0, min_open=True),
+                 help="Time allowed (default: the exam's, in proportion to --items)."),
+    click.option("--seed", type=int, help="Draw the same items again."),
+]  # fmt: skip
+
+
+def _ask(text: str) -> str:
+    return click.prompt(text, default="", show_default=False)
+
+
+def _draw(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_draw_options):
+        command = option(command)
+    return _chart_option(command)
+
+
+@exam.command("take")
+@click.argument(
+    "name", default="SAA-C03", type=click.Choice(["SAA-C03", "DVA-C02"], case_sensitive=False)
+)
+@_draw
+@_reports_errors
+def exam_take(name: str, items: int | None, minutes: float | None, seed: int | None,
+              chart: Path | None) -> None:  # fmt: skip
+    """Sit a timed practice exam NAME (SAA-C03 or DVA-C02), drawn in its guide's domain
+    weights; an unfinished attempt of it resumes."""
+    from grader import exam as exams
+    from grader import exam_terminal
+
+    pending = exams.resume()
+    attempt = (pending if pending and pending.exam == name.upper() and pending.seconds_left() > 0
+               else exams.start(exam=name, items=items, minutes=minutes, seed=seed))  # fmt: skip
+    exam_terminal.main(attempt=attempt, ask=_ask, echo=click.echo, chart=chart)
+
+
+@exam.command("quiz")
+@click.argument("domains", nargs=-1, required=True)
+@_draw
+@_reports_errors
+def exam_quiz(domains: tuple[str, ...], items: int | None, minutes: float | None,
+              seed: int | None, chart: Path | None) -> None:  # fmt: skip
+    """A short quiz on course DOMAINS (e.g. storage), each answer reviewed at once."""
+    from grader import exam as exams
+    from grader import exam_terminal
+
+    attempt = exams.quiz(list(domains), items=items, minutes=minutes, seed=seed)
+    exam_terminal.main(attempt=attempt, ask=_ask, echo=click.echo, chart=chart)
+
+
+@exam.command("history")
+@_chart_option
+@_reports_errors
+def exam_history(chart: Path | None) -> None:
+    """Every finished attempt with its score; --chart draws readiness across attempts."""
+    from grader import exam as exams
+    from grader import exam_report as report
+
+    attempts = exams.attempts()
+    rows = report.history_rows(attempts)
+    for when, title, right, asked in rows:
+        click.echo(f"{when}  {title:<28} {right:>3}/{asked:<3} {right / asked:>4.0%}")
+    click.echo(f"{len(rows)} finished attempts")
+    if chart is not None:
+        report.history_chart(attempts, chart)
+        click.echo(f"chart: {chart}")
+
+
+@cli.group()
 def hub() -> None:
     """The class hub: release labs, collect submissions, student settings (docs/classroom.md)."""
 
@@ -339,7 +415,8 @@ def release(check_only: bool) -> None:
     stale = releaser.main(check=check_only)
     if check_only and stale:
         click.echo(
-            f"labs/ is stale for: {', '.join(stale)} — run `make release` and commit labs/",
+            f"the release is stale for: {', '.join(stale)} — run `make release` and commit "
+            "labs/ and course/bank/",
             err=True,
         )
         sys.exit(ExitCode.PROBLEM)

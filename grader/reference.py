@@ -28,6 +28,7 @@ from grader.config import (
     describe,
 )
 from grader.errors import EXIT_CODES, ExitCode
+from grader.exam import ExamConfig
 from grader.hub import HubConfig
 
 #: The documents that may hold generated tables.
@@ -36,7 +37,7 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: Each settings section: the name ``grader.config.load`` is called with, and its dataclass.
 SECTIONS: dict[str, type] = {
     "emulator": EmulatorConfig, "grade": GradeConfig, "late": LateConfig,
-    "signing": SigningConfig, "lti": LtiConfig, "hub": HubConfig,
+    "signing": SigningConfig, "lti": LtiConfig, "hub": HubConfig, "exam": ExamConfig,
 }  # fmt: skip
 
 _BLOCK = re.compile(r"(<!-- generated: ([a-z-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)

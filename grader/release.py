@@ -1,5 +1,6 @@
 """``cloudlabs release``: make labs/ (the student release) from solutions/ with nbgrader, or with
-``check`` report which labs are stale (CI runs the check)."""
+``check`` report which labs are stale (CI runs the check); and course/bank, the question bank's
+release, from solutions/bank."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from grader import bank, nbgrader_glue
 from grader import labs as lab_index
-from grader import nbgrader_glue
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -30,9 +31,11 @@ def main(
     check: bool = False,
     source_dir: Path = lab_index.SOURCE_DIR,
     release_dir: Path = lab_index.RELEASE_DIR,
+    bank_dir: Path = bank.RELEASE_DIR,
 ) -> list[str]:
-    """Regenerate (or with ``check`` only compare) the release of each lab; returns the labs
-    whose committed release differed from a fresh one."""
+    """Regenerate (or with ``check`` only compare) the release of each lab, and of the question
+    bank when no lab is named (``course/bank``, :mod:`grader.bank`); returns the labs (and
+    ``bank``) whose committed release differed from a fresh one."""
     stale = []
     names = labs or lab_index.available(source_dir)
     with tempfile.TemporaryDirectory(prefix="cloudlabs-release-") as tmp:
@@ -49,4 +52,12 @@ def main(
                 shutil.rmtree(target, ignore_errors=True)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copytree(fresh, target)
+        if labs is None and (source_dir / "bank").is_dir():
+            fresh = Path(tmp) / "bank"
+            bank.release(source_dir=source_dir / "bank", out_dir=fresh)
+            if not _same_tree(fresh, bank_dir):
+                stale.append("bank")
+                if not check:
+                    shutil.rmtree(bank_dir, ignore_errors=True)
+                    shutil.copytree(fresh, bank_dir)
     return stale

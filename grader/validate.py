@@ -1,4 +1,5 @@
-"""``cloudlabs validate``: check every lab in solutions/ against docs/lab-format.md."""
+"""``cloudlabs validate``: check every lab in solutions/ against docs/lab-format.md, and the
+question bank in solutions/bank (:func:`grader.bank.problems`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
+from grader import ROOT, bank, quiz
 from grader import answers as ans
 from grader import labs as lab_index
 from grader import notebook as nbu
@@ -184,10 +186,30 @@ def answer_problems(lab: Lab) -> list[str]:
     return out
 
 
+LETTER_ANSWER = re.compile(r'^\s*\w+\s*=\s*["\']([A-F])["\']', re.M)
+
+
+def knowledge_check_problems(source_dir: Path, course_dir: Path) -> list[str]:
+    """No letter answers more than 30 % of the lectures' checks, nor of theirs and the labs'."""
+    lectures = list(quiz.letter_answers(sorted(course_dir.rglob("*.ipynb"))).values())
+    labs = [
+        letter
+        for name in lab_index.available(source_dir)
+        for cell in lab_index.find(name, source_dir=source_dir).notebook.cells
+        if (nbu.grade_id(cell) or "").startswith("kc") and cell.cell_type == "code"
+        and nbu.grade_id(cell).endswith("_solution")
+        for letter in LETTER_ANSWER.findall(cell.source)
+    ]  # fmt: skip
+    return bank.share_problems(lectures, "the lectures' knowledge checks") + bank.share_problems(
+        lectures + labs, "the knowledge checks of lectures and labs"
+    )
+
+
 def main(
     *,
     labs: list[str] | None = None,
     source_dir: Path = lab_index.SOURCE_DIR,
+    course_dir: Path = ROOT / "course",
     min_exercises: int = 8,
     evidence: bool = False,
 ) -> dict[str, list[str]]:
@@ -197,6 +219,10 @@ def main(
         name: problems(lab_index.find(name, source_dir=source_dir), min_exercises=min_exercises)
         for name in labs or lab_index.available(source_dir)
     }
+    if labs is None and (source_dir / "bank").is_dir():  # the question bank, as a whole
+        found |= bank.problems(source_dir / "bank")
+    if labs is None and course_dir.is_dir():
+        found["knowledge checks"] = knowledge_check_problems(source_dir, course_dir)
     if evidence:
         from grader import emulator
         from grader import evidence as proof

@@ -100,3 +100,31 @@ SETUP = setup().source
 def write(nb: NotebookNode, path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
+
+
+# --- question bank items (grader.bank) -------------------------------------------------------
+
+
+def bank_item(domain: str, number: int, *, exam: str = "SAA-C03", task: str = "2.1",
+              answer: str = "A") -> dict:  # fmt: skip
+    """One well-formed source item; ``answer`` "A" for one right of four, "A,C" for two of five."""
+    right = answer.split(",")
+    letters = "ABCD" if len(right) == 1 else "ABCDEF"[: {2: 5, 3: 6}[len(right)]]
+    choose = {1: "", 2: " Choose two.", 3: " Choose three."}[len(right)]
+    return {
+        "id": f"{domain}-b{number:02d}", "exam": exam, "task": task,
+        "stem": f"A team runs workload {number} and must meet one requirement at the lowest "
+                f"cost; which design works?{choose}",
+        "options": {x: f"design {x} of item {number}" for x in letters},
+        "answer": right,
+        "explain": {x: f"{'meets' if x in right else 'misses'} the requirement" for x in letters},
+    }  # fmt: skip
+
+
+def write_bank(folder: Path, domain: str, items: list[dict]) -> Path:
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{domain}.yaml"
+    path.write_text(yaml.safe_dump({"domain": domain, "items": items}, sort_keys=False))
+    return path

@@ -17,7 +17,7 @@ from tests import factories as f
 from tests.conftest import free_port
 
 COMMANDS = [
-    "check", "demo", "down", "grade", "hub", "lab", "lms", "logs", "merge", "release", "sign", "status", "up",
+    "check", "demo", "down", "exam", "grade", "hub", "lab", "lms", "logs", "merge", "release", "sign", "status", "up",
     "validate", "verify-signatures",
 ]  # fmt: skip
 
@@ -38,13 +38,21 @@ def small_labs(tmp_path, monkeypatch):
     (samples / "minilab").mkdir(parents=True)
     (samples / "minilab" / "expected.json").write_text('{"solution": 9, "blank": 0}')
     monkeypatch.setattr(
-        validate, "main", functools.partial(validate.main, source_dir=source, min_exercises=2)
+        validate,
+        "main",
+        functools.partial(
+            validate.main, source_dir=source, course_dir=tmp_path / "course", min_exercises=2
+        ),
     )
     monkeypatch.setattr(
         validate, "problems", functools.partial(validate.problems, samples_dir=samples)
     )
     monkeypatch.setattr(
-        release, "main", functools.partial(release.main, source_dir=source, release_dir=released)
+        release,
+        "main",
+        functools.partial(
+            release.main, source_dir=source, release_dir=released, bank_dir=tmp_path / "bank"
+        ),
     )
     return source
 
@@ -119,7 +127,7 @@ def test_release_then_release_check_fresh_then_stale(small_labs):
     result = runner.invoke(cli, ["release", "--check"])  # nothing released yet
     assert result.exit_code == ExitCode.PROBLEM
     assert result.stderr.splitlines() == [
-        "labs/ is stale for: minilab — run `make release` and commit labs/"
+        "the release is stale for: minilab — run `make release` and commit labs/ and course/bank/"
     ]
     result = runner.invoke(cli, ["release"])
     assert (result.exit_code, result.output.splitlines()) == (ExitCode.OK, ["released: minilab"])

@@ -115,3 +115,52 @@ def test_release_is_generated_then_reported_fresh_then_stale(tmp_path):
     nbformat.write(nb, str(source / "minilab" / "minilab.ipynb"))
     assert release.main(source_dir=source, release_dir=released, check=True) == ["minilab"]
     shutil.rmtree(released)
+
+
+def _lecture(path, letters: str) -> None:  # ids t-<folder>-<n>
+    """A lecture notebook with one knowledge check per letter of ``letters`` (its answer)."""
+    from grader.quiz import digest
+
+    cells = [f.markdown("# A lecture")]
+    for n, letter in enumerate(letters, start=1):
+        cells.append(
+            f.markdown(f"**{n}.** Which?\n\n- **A.** a\n- **B.** b\n- **C.** c\n- **D.** d")
+        )
+        qid = f"t-{path.parent.name}-{n}"
+        cells.append(f.code(f'answer = None\ncheck("{qid}", answer, "{digest(qid, letter)}")'))
+    f.write(f.notebook(*cells), path)
+
+
+def test_validate_counts_the_letters_of_the_lectures_knowledge_checks(tmp_path):
+    source = lab_dir(tmp_path, f.minilab())
+    course = tmp_path / "course"
+    _lecture(course / "one" / "01.ipynb", "ABCD")
+    _lecture(course / "two" / "01.ipynb", "BBDA")
+    found = validate.main(source_dir=source, course_dir=course)["knowledge checks"]
+    assert found == [
+        "the lectures' knowledge checks: B is the answer of 3 of 8 single-answer items "
+        "(at most 30%); move the right option elsewhere",
+        "the knowledge checks of lectures and labs: B is the answer of 4 of 9 single-answer "
+        "items (at most 30%); move the right option elsewhere",  # the minilab's answer is B
+    ]
+    _lecture(course / "one" / "01.ipynb", "ABCDABCD")
+    _lecture(course / "two" / "01.ipynb", "ABCDACD")
+    assert validate.main(source_dir=source, course_dir=course)["knowledge checks"] == []
+
+
+def test_the_bank_is_validated_and_released_with_the_labs(tmp_path):
+    source = lab_dir(tmp_path, f.minilab())
+    items = [f.bank_item("storage", n + 1, answer="ABCD"[n % 4]) for n in range(4)]
+    f.write_bank(source / "bank", "storage", items)
+    course = tmp_path / "course"
+    found = validate.main(source_dir=source, course_dir=course)
+    assert found["bank/storage.yaml"] == [] and found["bank"] == []
+    bank_dir = tmp_path / "course-bank"
+    kwargs = {"source_dir": source, "release_dir": tmp_path / "labs", "bank_dir": bank_dir}
+    assert release.main(**kwargs) == ["minilab", "bank"]
+    assert (bank_dir / "storage.json").exists()
+    assert release.main(**kwargs, check=True) == []
+    items[0]["stem"] += " Now with more words."
+    f.write_bank(source / "bank", "storage", items)
+    assert release.main(**kwargs, check=True) == ["bank"]
+    assert release.main(labs=["minilab"], **kwargs, check=True) == []  # a lab alone: no bank
