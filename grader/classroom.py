@@ -187,6 +187,7 @@ def running_hub(root: Path, *, env: dict[str, str] | None = None) -> Iterator[Hu
     env = {**os.environ, "CLOUDLABS_HUB_DATA": str(root / "data"), "CLOUDLABS_HUB_PORT": str(port),
            "CLOUDLABS_HUB_EMULATOR_PORT": str(emulator_port),
            "CLOUDLABS_HUB_HUB_API_PORT": str(free_port()),
+           "CLOUDLABS_HUB_CHECK_PORT": str(free_port()),
            "CLOUDLABS_HUB_PROXY_API_PORT": str(free_port()), **(env or {})}  # fmt: skip
     log = root / "hub.log"
     with log.open("w") as out:

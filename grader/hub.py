@@ -7,6 +7,8 @@
   ``000000000000``, and unguessable to other students (the secret is out of their reach, and the
   emulator has no way to list accounts). The notebooks' parameters cells read them from
   ``CLOUDLABS_ACCOUNT_ID`` and ``CLOUDLABS_PREFIX``.
+- **A self-check service** (:mod:`grader.hub_check`): a lab's check cell sends the saved notebook
+  there, as data, and gets the table back; the lab's state checks never enter a student's sandbox.
 - **Each student's server in a sandbox** (:mod:`grader.hub_spawner`): bubblewrap's allow-list of
   :mod:`grader.sandbox`, with the student's home as the only writable place, a user id of its own
   when the hub runs as root, memory and process limits. No student sees another's files, the hub's
@@ -50,6 +52,9 @@ class HubConfig:
     admin_users: str = _field("", "comma-separated user names with the instructor's rights")
     memory_mb: int = _field(4096, "address-space limit of each process of a student's server, MiB")
     emulator_port: int = _field(4599, "port of the class's emulator (loopback)")
+    check_port: int = _field(4598, "port of the class's self-check service (loopback)")
+    check_ip: str = _field("127.0.0.1", "interface the self-check service listens on")
+    emulator_url: str = _field("", "the class's emulator, when not on loopback (Kubernetes)")
     course_id: str = _field("cloudlabs", "nbgrader course id of the exchange")
 
 
@@ -125,13 +130,20 @@ def configure(c: Any, config: HubConfig | None = None) -> HubConfig:
         "CLOUDLABS_HUB_DATA": str(data),
         "CLOUDLABS_HUB_EMULATOR_PORT": str(config.emulator_port),
     }
+    env["CLOUDLABS_HUB_CHECK_PORT"] = str(config.check_port)
     c.JupyterHub.services = [
         {
             "name": "cloudlabs-emulator",
             "command": [sys.executable, "-m", "grader.hub", "emulator"],
             "environment": env,
             "cwd": str(ROOT),
-        }
+        },
+        {  # students' self-checks (grader/hub_check.py), graded outside their sandboxes
+            "name": "cloudlabs-check",
+            "command": [sys.executable, "-m", "grader.hub_check"],
+            "environment": env,
+            "cwd": str(ROOT),
+        },
     ]
     return config
 

@@ -80,6 +80,7 @@ class SandboxSpawner(LocalProcessSpawner):
             AWS_ACCESS_KEY_ID=who.account_id,  # boto3's defaults land in the student's account
             AWS_SECRET_ACCESS_KEY="test",
             AWS_DEFAULT_REGION="us-east-1",
+            CLOUDLABS_CHECK_URL=f"http://127.0.0.1:{self.hub_config.check_port}/check",
             JUPYTER_CONFIG_PATH=str(self.student_settings()),
         )
         return env
@@ -113,6 +114,10 @@ class SandboxSpawner(LocalProcessSpawner):
             sys.executable, "-m", "grader.sandbox", "--mode", "bwrap",
             "--memory-mb", str(self.hub_config.memory_mb), "--workdir", str(self.home),
             "--bind", f"{settings}:{settings}", "--user-name", self.user.name,
+            # the course's own code and released material (no lab sources): lectures import
+            # grader.quiz, labs grader.check, the practice exams read course/bank
+            "--bind", f"{ROOT / 'grader'}:{ROOT / 'grader'}",
+            "--bind", f"{ROOT / 'course'}:{ROOT / 'course'}",
             "--scratch", str(EXCHANGE),  # nbgrader wants its root writable: a private tmpfs
             "--bind", f"{self.outbound()}:{EXCHANGE / course / 'outbound'}",
             "--bind-rw", f"{self.inbound()}:{EXCHANGE / course / 'inbound'}",

@@ -160,41 +160,63 @@ def test_the_exchange_is_laid_out_as_on_one_machine(values, hook, tmp_path):
     assert at[f"{root}/{course}/outbound"] == str(outbound)
     assert at[f"{root}/{course}/inbound"] == str(inbound)
     # and the instructor's pod makes these folders, at CLOUDLABS_HUB_DATA
-    docs = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "40-class.yaml").read_text()))
-    (pod,) = [d for d in docs if d["kind"] == "Pod"]
+    pod = _class_docs()[("Pod", "cloudlabs-instructor")]
     made = pod["spec"]["initContainers"][0]["args"][0].split()
     assert {f"/data/{outbound}", f"/data/{inbound.parent}"} <= set(made)
     (instructor,) = pod["spec"]["containers"]
     assert {"name": "CLOUDLABS_HUB_DATA", "value": "/data"} in instructor["env"]
 
 
-def test_students_reach_the_emulator_and_only_it(values):
-    docs = {
-        d["kind"]: d
-        for d in yaml.safe_load_all((DEPLOY / "kubernetes" / "40-class.yaml").read_text())
-    }
-    service, deployment, policy = docs["Service"], docs["Deployment"], docs["NetworkPolicy"]
-    url = values["singleuser"]["extraEnv"]["AWS_ENDPOINT_URL"]
-    assert url == f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= labels.items()
+def _class_docs() -> dict[tuple[str, str], dict]:
+    docs = yaml.safe_load_all((DEPLOY / "kubernetes" / "40-class.yaml").read_text())
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def _env(deployment: dict) -> dict[str, str]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_students_reach_the_emulator_and_the_self_check_and_only_them(values):
+    docs = _class_docs()
     network = values["singleuser"]["networkPolicy"]
-    (rule,) = network["egress"]
-    assert rule["to"][0]["podSelector"]["matchLabels"].items() <= labels.items()
-    assert rule["ports"] == [{"port": 4566, "protocol": "TCP"}]
     assert not any(network["egressAllowRules"][k] for k in ("nonPrivateIPs", "privateIPs",
                                                            "cloudMetadataServer"))  # fmt: skip
-    # the emulator admits the chart's student pods and reaches nothing
-    admitted = [p["podSelector"]["matchLabels"] for p in policy["spec"]["ingress"][0]["from"]]
-    assert {"component": "singleuser-server"} in admitted
-    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["egress"] == []
-    env = {
-        e["name"]: e["value"]
-        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
+    allowed = {}
+    for rule in network["egress"]:
+        (to,) = rule["to"]
+        (port,) = rule["ports"]
+        allowed[to["podSelector"]["matchLabels"]["app.kubernetes.io/name"]] = port["port"]
+    assert allowed == {"cloudlabs-emulator": 4566, "cloudlabs-check": 4598}
+    urls = {"cloudlabs-emulator": "AWS_ENDPOINT_URL", "cloudlabs-check": "CLOUDLABS_CHECK_URL"}
+    for name, variable in urls.items():
+        service, deployment = docs[("Service", name)], docs[("Deployment", name)]
+        port = service["spec"]["ports"][0]["port"]
+        assert port == allowed[name]
+        assert values["singleuser"]["extraEnv"][variable].startswith(f"http://{name}:{port}")
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+        # each admits the chart's student pods
+        policy = docs[("NetworkPolicy", name)]["spec"]
+        admitted = [p["podSelector"]["matchLabels"] for p in policy["ingress"][0]["from"]]
+        assert {"component": "singleuser-server"} in admitted
+    assert values["singleuser"]["extraEnv"]["CLOUDLABS_CHECK_URL"].endswith("/check")
+    # the emulator reaches nothing; the self-check reaches the emulator, the hub and DNS
+    emulator = docs[("NetworkPolicy", "cloudlabs-emulator")]["spec"]
+    assert emulator["policyTypes"] == ["Ingress", "Egress"] and emulator["egress"] == []
+    env = _env(docs[("Deployment", "cloudlabs-emulator")])
     assert (
         env["CLOUDLABS_EMULATOR_HOST"] == "0.0.0.0" and env["CLOUDLABS_HUB_EMULATOR_PORT"] == "4566"
     )
+    check = _env(docs[("Deployment", "cloudlabs-check")])
+    assert (
+        check["CLOUDLABS_HUB_CHECK_IP"] == "0.0.0.0" and check["CLOUDLABS_HUB_CHECK_PORT"] == "4598"
+    )
+    assert (
+        check["CLOUDLABS_HUB_EMULATOR_URL"] == values["singleuser"]["extraEnv"]["AWS_ENDPOINT_URL"]
+    )
+    assert set(check) - {"JUPYTERHUB_API_URL", "TMPDIR"} <= {
+        f"CLOUDLABS_HUB_{f.upper()}" for f in HubConfig.__dataclass_fields__}  # fmt: skip
 
 
 def test_a_students_pod_is_valid_kubernetes(values, hook, kubernetes_validate, tmp_path):  # noqa: F811

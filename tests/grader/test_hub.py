@@ -117,6 +117,36 @@ def test_no_student_learns_another_s_account_id(hub):
     assert bob.account_id not in run_code(hub, "alice", "import os; print(dict(os.environ))")
 
 
+def test_students_import_the_course_s_code_and_read_its_released_material(hub):
+    from grader import bank
+
+    out = run_code(hub, "alice", "import os\nfrom grader import bank, quiz\n"
+                   f"print(len(bank.load()), quiz.digest('q', 'A'), os.path.exists({str(ROOT / 'solutions')!r}))")  # fmt: skip
+    count, digest, sources_seen = out.split()
+    assert int(count) == len(bank.load()) > 0
+    assert digest == __import__("grader.quiz").quiz.digest("q", "A")
+    assert sources_seen == "False"  # the lab sources (hidden tests, state checks) stay out
+
+
+def test_a_student_s_self_check_is_graded_by_the_hub_s_service(hub):
+    import nbformat
+
+    from grader import labs, samples
+
+    lab = labs.find("storage")
+    solved = samples.solution_submission(lab, nbformat.read(str(lab.release), as_version=4))
+    nbformat.write(solved, str(hub.data / "homes" / "alice" / "storage.ipynb"))
+    out = run_code(hub, "alice", "from grader.check import show\nprint(repr(show('storage')))")
+    assert "storage: your self-check (visible tests and state checks)" in out, out
+    assert f"Total: {lab.max_score:g} / {lab.max_score:g}" in out, out  # the solution: all marks
+    refused = run_code(hub, "bob", "import os, requests\nanswer = requests.post("
+                       "os.environ['CLOUDLABS_CHECK_URL'] + '/storage', data=b'{}')\n"
+                       "print(answer.status_code)")  # fmt: skip
+    assert refused.strip() == "403"  # no hub token, no check
+    missing = run_code(hub, "bob", "from grader.check import show\nshow('storage')")
+    assert "no saved notebook storage.ipynb to check" in missing
+
+
 def test_the_lms_launch_is_wired_to_the_tool_s_registration(tmp_path, monkeypatch):
     from traitlets.config import Config
 
