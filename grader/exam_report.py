@@ -4,6 +4,7 @@ Plain text for the terminal, Markdown for notebooks; charts with matplotlib."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from grader import bank
@@ -11,7 +12,15 @@ from grader.config import load
 from grader.exam import Attempt, ExamConfig, Outcome, Result, score
 
 
+def _md(text: str) -> str:
+    """``text`` for Markdown: a dollar sign stays a dollar sign (not the start of LaTeX)."""
+    return text.replace("$", "\\$")
+
+
 def item_text(item: bank.Item, number: int, *, markdown: bool = False) -> str:
+    if markdown:
+        item = dataclasses.replace(item, stem=_md(item.stem),
+                                   options={k: _md(v) for k, v in item.options.items()})  # fmt: skip
     head = f"{number}. [{item.domain} · {item.exam} {item.task}]"
     lines = [f"**{head}** {item.stem}" if markdown else f"{head}\n{item.stem}", ""]
     for letter, text in item.options.items():
@@ -29,6 +38,7 @@ def review_text(outcome: Outcome, number: int, *, markdown: bool = False) -> str
     right = set(outcome.right_answer.split(","))
     for letter, why in explained.items():
         mark = "right" if letter in right else "wrong"
+        why = _md(why) if markdown else why
         lines.append(
             f"- **{letter}** ({mark}): {why}" if markdown else f"  {letter} ({mark}): {why}"
         )

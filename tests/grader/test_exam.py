@@ -4,6 +4,7 @@ terminal and as charts."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 
@@ -151,6 +152,14 @@ def test_the_review_explains_every_option(settings):
     (outcome,) = attempt.finish(now=clock).outcomes
     review = exam_report.review_text(outcome, 1)
     assert "wrong: you chose" in review and review.count("requirement") == 4
+
+
+def test_markdown_keeps_dollar_signs_literal(settings):
+    item = dataclasses.replace(
+        bank.load(release_dir=settings["bank"])[0], stem="Use $LATEST or ${aws:username}?"
+    )
+    assert "Use \\$LATEST or \\${aws:username}?" in exam_report.item_text(item, 1, markdown=True)
+    assert "Use $LATEST or ${aws:username}?" in exam_report.item_text(item, 1)
 
 
 def test_the_terminal_asks_times_and_reviews(settings):
