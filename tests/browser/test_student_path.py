@@ -186,3 +186,42 @@ def test_a_student_solves_an_exercise_and_checks_it(emulator, process_watch, tmp
             expect(row).to_contain_text("5/5")
     left = process_watch.left(timeout=15)
     assert not left, process_watch.describe(left)
+
+
+def test_a_student_takes_a_quiz_in_the_practice_exam_notebook(
+    emulator, process_watch, tmp_path, artifacts, monkeypatch
+):
+    """course/practice-exam.ipynb, run as it is: five storage items drawn, no answers given, the
+    score, the readiness chart and the review of every option shown, the attempt kept."""
+    from playwright.sync_api import expect
+
+    history = tmp_path / "exams"
+    monkeypatch.setenv("CLOUDLABS_EXAM_HISTORY", str(history))
+    practice = "course/practice-exam.ipynb"
+    with (
+        unchanged(ROOT / practice),
+        student_lab(emulator, tmp_path) as lab,
+        chromium_page(chromium(), tmp_path / "chromium-profile") as page,
+    ):
+        step = Steps(page, lab, artifacts)
+        news = page.get_by_role("alert").filter(has_text="Jupyter news")
+        page.add_locator_handler(news, lambda: news.get_by_role("button", name="No").click())
+        with step("01-open-practice-exam"):
+            page.goto(lab.url(f"lab/tree/{practice}"), timeout=UI)
+            notebook = Notebook(page, "practice-exam.ipynb")
+            notebook.wait_idle()
+        with step("02-run-all"):
+            run_menu(page, "Run All Cells")
+            last = notebook.cells.count() - 1
+            notebook.ran(last)
+            for index in range(notebook.cells.count()):
+                notebook.no_error(index)
+        with step("03-results"):
+            outputs = notebook.panel.locator(".jp-Cell-outputArea")
+            expect(outputs.filter(has_text="quiz: storage: 0 of 5 right")).to_have_count(1)
+            expect(outputs.filter(has_text="5. unanswered: you chose nothing")).to_have_count(1)
+            expect(notebook.panel.locator(".jp-Cell-outputArea img")).to_have_count(2)  # 2 charts
+    (attempt,) = history.glob("*.json")
+    assert '"finished_at": null' not in attempt.read_text()
+    left = process_watch.left(timeout=15)
+    assert not left, process_watch.describe(left)
