@@ -143,6 +143,14 @@ def test_a_student_s_self_check_is_graded_by_the_hub_s_service(hub):
                        "os.environ['CLOUDLABS_CHECK_URL'] + '/storage', data=b'{}')\n"
                        "print(answer.status_code)")  # fmt: skip
     assert refused.strip() == "403"  # no hub token, no check
+    statuses = run_code(hub, "bob", "import os, requests\n"
+                        "url, auth = os.environ['CLOUDLABS_CHECK_URL'], "
+                        "{'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']}\n"
+                        "print(requests.post(url + '/Astrology', data=b'{}', headers=auth).status_code,"
+                        " requests.post(url + '/storage', data=b'x' * (16 * 2**20 + 1), headers=auth).status_code,"
+                        " requests.post(url + '/storage', data=b'not json', headers=auth).json()['text'])")  # fmt: skip
+    assert statuses.split()[:2] == ["404", "413"], statuses
+    assert "is not valid JSON, so not a notebook" in statuses, statuses  # a reason, not a crash
     missing = run_code(hub, "bob", "from grader.check import show\nshow('storage')")
     assert "no saved notebook storage.ipynb to check" in missing
 
