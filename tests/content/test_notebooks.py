@@ -63,6 +63,34 @@ def test_every_lecture_says_when_its_facts_were_last_verified(path: Path):
     assert dt.date.fromisoformat(date) <= dt.date.today()
 
 
+LINK = re.compile(r"\]\(((?:\.\./|\./)?[\w./-]+\.ipynb)(?:#([^)\s]+))?\)")
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors JupyterLab gives a notebook's headings (the text, spaces as dashes)."""
+    return {
+        match.group(1).strip().replace(" ", "-")
+        for cell in nbu.read(path).cells
+        if cell.cell_type == "markdown"
+        for match in re.finditer(r"^#{1,6}\s+(.*)$", cell.source, re.M)
+    }
+
+
+def test_links_between_notebooks_reach_a_notebook_and_heading():
+    """One home per fact: a lecture links to where a topic is taught; the link must land."""
+    found = 0
+    for path in LECTURES:
+        for cell in nbu.read(path).cells:
+            if cell.cell_type != "markdown":
+                continue
+            for target, anchor in LINK.findall(cell.source):
+                found += 1
+                linked = (path.parent / target).resolve()
+                assert linked.is_file(), f"{path.name} links to {target}, which does not exist"
+                assert not anchor or anchor in _anchors(linked), f"{path.name}: {target}#{anchor}"
+    assert found >= 10  # the links that replaced the duplicated EBS and edge-compute sections
+
+
 @pytest.mark.parametrize("name", lab_index.available())
 def test_lab_samples_score_as_expected(name, emulator, tmp_path):
     lab = lab_index.find(name)
