@@ -210,11 +210,13 @@ def test_a_student_takes_a_quiz_in_the_practice_exam_notebook(
             page.goto(lab.url(f"lab/tree/{practice}"), timeout=UI)
             notebook = Notebook(page, "practice-exam.ipynb")
             notebook.wait_idle()
+        cells = nbformat.read(ROOT / practice, as_version=4).cells
+        code = [i for i, cell in enumerate(cells) if cell.cell_type == "code"]
         with step("02-run-all"):
+            expect(notebook.cells).to_have_count(len(cells), timeout=UI)  # all rendered
             run_menu(page, "Run All Cells")
-            last = notebook.cells.count() - 1
-            notebook.ran(last)
-            for index in range(notebook.cells.count()):
+            for index in code:
+                notebook.ran(index)
                 notebook.no_error(index)
         with step("03-results"):
             outputs = notebook.panel.locator(".jp-Cell-outputArea")
