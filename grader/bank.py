@@ -17,6 +17,7 @@ import base64
 import collections
 import dataclasses
 import hashlib
+import itertools
 import json
 import re
 from pathlib import Path
@@ -89,8 +90,6 @@ def is_right(item: Item, answer: object) -> bool:
 def right_answer(item: Item) -> str:
     """The right answer, found by trying each possible one against the digest (after a student
     answered: the released file holds no answer to read)."""
-    import itertools
-
     for combo in itertools.combinations(sorted(item.options), item.choose):
         if is_right(item, combo):
             return ",".join(combo)

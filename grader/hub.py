@@ -129,8 +129,8 @@ def configure(c: Any, config: HubConfig | None = None) -> HubConfig:
     env = {
         "CLOUDLABS_HUB_DATA": str(data),
         "CLOUDLABS_HUB_EMULATOR_PORT": str(config.emulator_port),
+        "CLOUDLABS_HUB_CHECK_PORT": str(config.check_port),
     }
-    env["CLOUDLABS_HUB_CHECK_PORT"] = str(config.check_port)
     c.JupyterHub.services = [
         {
             "name": "cloudlabs-emulator",
