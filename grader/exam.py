@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import random
 import uuid
@@ -71,8 +72,9 @@ class Attempt:
     folder: Path = dataclasses.field(default=Path(), repr=False, compare=False)
     bank_dir: Path = dataclasses.field(default=bank.RELEASE_DIR, repr=False, compare=False)
 
-    @property
+    @functools.cached_property
     def items(self) -> list[bank.Item]:
+        """The drawn items, in order (the bank is read once per attempt, not per answer)."""
         found = {item.id: item for item in bank.load(release_dir=self.bank_dir)}
         missing = [i for i in self.item_ids if i not in found]
         if missing:
@@ -161,13 +163,14 @@ class Result:
         return dict(sorted(self.by(lambda item: item.domain).items()))
 
 
+def outcome(attempt: Attempt, item: bank.Item) -> Outcome:
+    """How ``attempt`` answered ``item``."""
+    given = attempt.answers.get(item.id, "")
+    return Outcome(item, given, bank.right_answer(item), bool(given) and bank.is_right(item, given))
+
+
 def score(attempt: Attempt) -> Result:
-    outcomes = []
-    for item in attempt.items:
-        given = attempt.answers.get(item.id, "")
-        outcomes.append(Outcome(item, given, bank.right_answer(item),
-                                bool(given) and bank.is_right(item, given)))  # fmt: skip
-    return Result(attempt, outcomes)
+    return Result(attempt, [outcome(attempt, item) for item in attempt.items])
 
 
 def _new(title: str, exam: str | None, items: list[bank.Item], minutes: float,
@@ -192,6 +195,9 @@ def start(*, exam: str = "SAA-C03", items: int | None = None, minutes: float | N
         raise LabError(f"no exam {exam!r}", fix=f"pick one of {', '.join(EXAMS)}")
     count = items or guide.items
     pool = [item for item in bank.load(release_dir=config.bank) if item.exam == guide.name]
+    if not pool:
+        raise LabError(f"the question bank in {config.bank} has no {guide.name} items",
+                       fix="run `cloudlabs release` (it writes course/bank)")  # fmt: skip
     need = shares({d.number: d.weight for d in guide.domains}, count)
     rng = random.Random(seed)
     drawn: list[bank.Item] = []

@@ -50,8 +50,7 @@ def main(*, attempt: exams.Attempt, ask: Ask, echo: Echo, chart: Path | None = N
             echo("Time is up: that answer came after the deadline and does not count.")
             break
         if is_quiz:
-            (outcome,) = [o for o in exams.score(attempt).outcomes if o.item.id == item.id]
-            echo(report.review_text(outcome, number))
+            echo(report.review_text(exams.outcome(attempt, item), number))
     result = attempt.finish(now=now)
     if not is_quiz:
         echo("")
