@@ -67,6 +67,26 @@ def imported_modules(source: str) -> set[str]:
     return names
 
 
+def client_services(source: str) -> list[str]:
+    """The AWS services a piece of code makes clients of: string constants passed first to a call
+    of ``client`` (``boto3.client("s3")``, ``session.client("sqs")``, a lab's ``client("iam")``)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        first = node.args[0]
+        service = first.value if isinstance(first, ast.Constant) else None
+        if name == "client" and isinstance(service, str) and service not in found:
+            found.append(service)
+    return found
+
+
 def loaded_names(source: str) -> set[str]:
     return {
         node.id

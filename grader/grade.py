@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grader import emulator as emu
-from grader import export, feedback, late, nbgrader_glue, sandbox
+from grader import export, feedback, forkserver, late, nbgrader_glue, sandbox
 from grader import workspace as workspaces
 from grader.collect import Submission, collect
 from grader.config import EmulatorConfig, GradeConfig, LateConfig, load
@@ -153,12 +153,19 @@ def main(
     # Student kernels must not read the lab sources, the results, the submissions, the emulator's
     # state (other students' Lambda code) or each other's working directories.
     hide = (source_dir.resolve(), out, submissions.resolve(), emulator.config.home.resolve())
+    nbgrader_glue.add_students([s.student for s in found], db_url=workspace.db_url)
     work_root = sandbox.work_root()
+    # the kernels are forked from a process with the imports done (where it can be)
+    server = forkserver.start(
+        mode=sandbox.resolve_mode(config.sandbox), parent=work_root, preload=the_lab.imports,
+        services=the_lab.services,
+    ) if len(todo) > 1 else None  # fmt: skip
     tests = TestPool()  # the trusted processes where test cells run, one per worker
     base = Context(
         lab=the_lab, release=release, workspace=workspace, endpoint_url=emulator.endpoint_url,
         config=config, hide=hide, region=emulator.config.region, work_root=work_root,
         tests=tests, emulator=emulator, late=policy,
+        forkserver=server.socket if server else None,
     )  # fmt: skip
     # the kernels of the next submissions boot while the current ones run
     workers = max(1, config.workers)
@@ -194,7 +201,6 @@ def main(
                 return infrastructure_failure(submission, the_lab, f"internal error: {exc!r}")
         raise AssertionError("unreachable")
 
-    nbgrader_glue.add_students([s.student for s in found], db_url=workspace.db_url)
     try:
         kernels.fill()
         if todo:
@@ -209,6 +215,8 @@ def main(
     finally:
         kernels.close()
         tests.close()
+        if server:
+            server.close()
         shutil.rmtree(work_root, ignore_errors=True)
     results = sorted(done, key=lambda r: r.student)
     started = time.monotonic()

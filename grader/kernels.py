@@ -29,12 +29,12 @@ class Kernel:
 
     def __init__(
         self, *, parent: Path | None, mode: str, memory_mb: int, hide: Sequence[Path],
-        preload: Sequence[str] = (),
+        preload: Sequence[str] = (), forkserver: Path | None = None,
     ) -> None:  # fmt: skip
         self.workdir = Path(tempfile.mkdtemp(prefix="kernel-", dir=parent))
         specs = sandbox.write_kernelspec(
             self.workdir / ".kernels", mode=mode, memory_mb=memory_mb, hide=list(hide),
-            workdir=self.workdir, preload=preload,
+            workdir=self.workdir, preload=preload, forkserver=forkserver,
         )  # fmt: skip
         self.km: AsyncKernelManager = kernel_manager(sandbox.KERNEL_NAME, [specs])
         # The connection file lives in the working directory, the one place a sandboxed kernel

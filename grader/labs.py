@@ -70,6 +70,13 @@ class Lab:
         return ans.setup_sources(self.notebook)
 
     @functools.cached_property
+    def services(self) -> tuple[str, ...]:
+        """The AWS services the lab's setup makes clients of: the kernel fork server loads their
+        models before it forks a kernel."""
+        found = [name for source in self.setup_sources for name in ans.client_services(source)]
+        return tuple(dict.fromkeys(found))
+
+    @functools.cached_property
     def imports(self) -> tuple[str, ...]:
         """The modules the lab's own cells (not the answers, nor cells grading never runs) import:
         kernels preload them."""

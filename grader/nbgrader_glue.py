@@ -24,6 +24,7 @@ from traitlets.config import Config
 from grader.errors import LabError
 
 if TYPE_CHECKING:
+    from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
 
 # nbgrader is imported where it is used: importing it takes a second (its package loads its Jupyter
@@ -57,6 +58,29 @@ def _locked(function):
     return wrapper
 
 
+@functools.cache
+def _alembic_head() -> str:
+    """nbgrader's newest gradebook schema revision. nbgrader asks the ``alembic`` command for it
+    whenever it makes a gradebook, which costs a new interpreter (3 s on a busy machine) at the
+    start of every run: here alembic reads the same migration scripts in this process."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    with _temp_alembic_ini("sqlite://") as ini:
+        head = ScriptDirectory.from_config(AlembicConfig(ini)).get_current_head()
+    if not head:
+        raise LabError("nbgrader's gradebook migrations name no head revision: run `make setup`")
+    return head
+
+
+def _gradebook(db_url: str) -> Gradebook:
+    import nbgrader.api
+
+    nbgrader.api.get_alembic_version = _alembic_head  # read in process (see _alembic_head)
+    return nbgrader.api.Gradebook(db_url)
+
+
 def _api(source_dir: Path, release_dir: Path, db_url: str) -> NbGraderAPI:
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
@@ -78,9 +102,7 @@ def _api(source_dir: Path, release_dir: Path, db_url: str) -> NbGraderAPI:
 @_locked
 def generate_release(lab: str, *, source_dir: Path, release_dir: Path, db_url: str) -> Path:
     """Run ``nbgrader generate_assignment`` for ``lab``; returns ``release_dir/lab``."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(db_url) as gb:
+    with _gradebook(db_url) as gb:
         gb.update_or_create_assignment(lab)
     api = _api(source_dir, release_dir, db_url)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -129,9 +151,9 @@ def record_all(
     """:func:`record` for many submissions (student, notebook, points) in one transaction, as
     ``cloudlabs merge`` writes a class."""
     from nbgrader import utils
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    with Gradebook(db_url) as gb:
+    with _gradebook(db_url) as gb:
         for student, nb, points in graded:
             gb.update_or_create_student(student)
             with contextlib.suppress(MissingEntry):
@@ -161,9 +183,7 @@ def record_all(
 def set_lateness(lab: str, lateness: dict[str, Lateness], *, db_url: str) -> None:
     """Update the submission times and late penalties of students already in the gradebook
     (a rerun with another late policy), in one transaction."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(db_url) as gb:
+    with _gradebook(db_url) as gb:
         _set_lateness(gb, lab, lateness)
         gb.db.commit()
 
@@ -187,9 +207,7 @@ def _set_lateness(gb: Any, lab: str, lateness: dict[str, Lateness]) -> None:
 @_locked
 def set_due(lab: str, due: datetime.datetime | None, *, db_url: str) -> None:
     """The lab's due time in the gradebook (None: no due date), as nbgrader's tools show it."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(db_url) as gb:
+    with _gradebook(db_url) as gb:
         assignment = gb.update_or_create_assignment(lab)
         assignment.duedate = due.astimezone(datetime.UTC).replace(tzinfo=None) if due else None
         gb.db.commit()
@@ -198,8 +216,6 @@ def set_due(lab: str, due: datetime.datetime | None, *, db_url: str) -> None:
 @_locked
 def add_students(students: list[str], *, db_url: str) -> None:
     """Every student of the class, graded or not, so that the CSV export lists them all."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(db_url) as gb:
+    with _gradebook(db_url) as gb:
         for student in students:
             gb.update_or_create_student(student)

@@ -54,6 +54,7 @@ class Context:
     emulator: Emulator | None = None  #: the backend, to tell a restarted emulator (instance id)
     record: bool = True  #: write the gradebook and the autograded notebook (a self-check: no)
     kernels: KernelPool | None = None  #: kernels started ahead of need (one is started when None)
+    forkserver: Path | None = None  #: socket of the kernels' fork server (grader.forkserver)
     late: late.Policy = late.Policy()  #: the due date and late penalty
 
 
@@ -213,7 +214,7 @@ def new_kernel(ctx: Context) -> Kernel:
     """A sandboxed kernel for one submission of ``ctx.lab``, the lab's imports preloaded."""
     return Kernel(
         parent=ctx.work_root, mode=sandbox.resolve_mode(ctx.config.sandbox),
-        memory_mb=ctx.config.memory_mb, preload=ctx.lab.imports,
+        memory_mb=ctx.config.memory_mb, preload=ctx.lab.imports, forkserver=ctx.forkserver,
         hide=[*ctx.hide, *([ctx.work_root.parent] if ctx.work_root else [])],
     )  # fmt: skip
 

@@ -133,7 +133,7 @@ def work_root() -> Path:
 
 def write_kernelspec(
     directory: Path, *, mode: str, memory_mb: int, hide: list[Path], workdir: Path,
-    preload: Sequence[str] = (),
+    preload: Sequence[str] = (), forkserver: Path | None = None,
 ) -> Path:  # fmt: skip
     """A kernelspec ``cloudlabs-sandbox`` in ``directory`` whose kernel runs behind this launcher.
 
@@ -141,13 +141,16 @@ def write_kernelspec(
     system, the interpreter and the working directory; a path is still hidden when it lies in one
     of those (a checkout under /usr, say). ``preload``: modules the kernel imports while it starts
     (a lab's imports), in a namespace of their own: the notebook finds them in ``sys.modules``
-    and no name of its own is set."""
+    and no name of its own is set. ``forkserver``: the socket of a :mod:`grader.forkserver` to
+    fork the kernel from."""
     spec_dir = directory / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "grader.sandbox", "--mode", mode, "--memory-mb", str(memory_mb)]
     argv += ["--workdir", str(workdir)]
     for path in hide:
         argv += ["--hide", str(path)]
+    if forkserver is not None:
+        argv += ["--forkserver", str(forkserver)]
     argv += ["--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     # no SQLite history in the kernel's home: nothing reads it, and it costs every cell a write
     argv.append("--HistoryManager.enabled=False")
@@ -255,11 +258,13 @@ def bwrap_argv(
     files: dict[Path, int] | None = None,
     binds: Sequence[tuple[Path, Path, bool]] = (),
     scratch: Sequence[Path] = (),
+    chdir: Path | None = None,
 ) -> list[str]:
     """bwrap's command line for ``kernel`` (see the module docstring). ``uid``: the kernel's user
     id, when the grader is root; ``files``: read-only files to make, path -> a readable fd;
     ``binds``: more host directories to show, (host path, path inside, writable); ``scratch``:
-    empty folders anyone inside may write (1777, in memory), made before the binds."""
+    empty folders anyone inside may write (1777, in memory), made before the binds; ``chdir``:
+    run ``kernel`` there as it is, not as the kernel's user (the fork server's placeholder)."""
     box = _Bwrap()
     # The private scratch first: a checkout or a working directory under the host's /tmp is
     # bound on top of it, never hidden by it.
@@ -303,6 +308,8 @@ def bwrap_argv(
     # Not --as-pid-1: a namespace's init that is the kernel does not get the parent-death signal.
     box.args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
     box.args += ["--new-session", "--cap-drop", "ALL"]
+    if chdir is not None:
+        return [*box.args, "--chdir", str(chdir), "--", *kernel]
     if uid is not None:  # root without DAC_OVERRIDE cannot enter the kernel's 0700 directory
         box.args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--"]
         become = [sys.executable, "-I", "-S", "-c", _BECOME, str(uid), str(workdir)]
@@ -437,6 +444,33 @@ def _passwd(uid: int, home: Path, name: str = "student") -> tuple[bytes, bytes]:
     return passwd.encode(), group.encode()
 
 
+def _forked(
+    args: argparse.Namespace, argv: list[str] | None, *, box: functools.partial, env: dict,
+    log: int, files: dict[Path, int], uid: int, kernel: list[str],
+) -> None:  # fmt: skip
+    """Run the kernel forked by the fork server into a sandbox of its own, and exit with its
+    status; when the server forks none, start this launcher again without it."""
+    from grader import forkserver
+
+    _die_with_parent()  # this launcher stays, as the sandbox's parent, until the kernel ends
+    _limit(args.memory_mb, None)
+    mask = os.umask(0o077)
+    os.umask(mask)
+    settings = {"uid": uid, "cwd": str(args.workdir.absolute()), "env": env, "umask": mask,
+                "argv": kernel[3:], "memory_mb": args.memory_mb, "max_processes": args.max_processes}  # fmt: skip
+    status = forkserver.launch(
+        args.forkserver, bwrap=functools.partial(box, chdir=Path("/")), env=env, log=log,
+        pass_fds=list(files.values()), settings=settings,
+    )  # fmt: skip
+    if status is not None:
+        raise SystemExit(status)
+    os.write(log, b"cloudlabs sandbox: the fork server forked no kernel; starting it here\n")
+    again = sys.argv[1:] if argv is None else argv
+    at = again.index("--forkserver")
+    again = [*again[:at], *again[at + 2 :]]
+    os.execv(sys.executable, [sys.executable, "-m", "grader.sandbox", *again])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m grader.sandbox")
     parser.add_argument("--mode", choices=["bwrap", "none"], required=True)
@@ -454,6 +488,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="the user's name inside the sandbox (its /etc/passwd)")  # fmt: skip
     parser.add_argument("--keep-env", action="append", default=[], metavar="NAME",
                         help="keep this environment variable (a server's settings)")  # fmt: skip
+    parser.add_argument("--forkserver", type=Path, metavar="SOCKET",
+                        help="fork the kernel from this server (grader.forkserver; bwrap, root)")  # fmt: skip
     parser.add_argument("kernel", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     kernel = args.kernel[1:] if args.kernel[:1] == ["--"] else args.kernel
@@ -475,8 +511,12 @@ def main(argv: list[str] | None = None) -> None:
         env = kernel_env(home=workdir, fresh=Path("/tmp"), aws=RUN_DIR, keep_parent=False)
         binds = [(Path(s), Path(d), False) for s, d in (b.split(":", 1) for b in args.bind)]
         binds += [(Path(s), Path(d), True) for s, d in (b.split(":", 1) for b in args.bind_rw)]
-        command = bwrap_argv(kernel, hide=args.hide, workdir=workdir, uid=uid, files=files,
-                             binds=binds, scratch=args.scratch)  # fmt: skip
+        box = functools.partial(bwrap_argv, hide=args.hide, workdir=workdir, files=files,
+                                binds=binds, scratch=args.scratch)  # fmt: skip
+        command = box(kernel, uid=uid)
+        if args.forkserver and uid is not None and kernel[1:3] == ["-m", "ipykernel_launcher"]:
+            env |= {name: os.environ[name] for name in args.keep_env if name in os.environ}
+            _forked(args, argv, box=box, env=env, log=log, files=files, uid=uid, kernel=kernel)
     else:
         fresh = _fresh_dir(workdir / ".cloudlabs-kernel")
         for name in ("aws-config", "aws-credentials"):

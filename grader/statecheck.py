@@ -5,7 +5,7 @@ A lab's ``solutions/<lab>/checks.py`` registers one function per state-check cel
     @state_check("ex1_state")
     def archive_bucket_versioned(aws, prefix): ...
 
-After the notebook ran, the grader calls each check with a boto3 session for the submission's
+After the notebook ran, the grader calls each check with a session (``aws.client(...)``) for the submission's
 account (``aws.client(name)`` already points at the emulator) and the submission's prefix.
 
 **All or nothing.** A check that returns None passes (full points) and one that raises fails
@@ -34,19 +34,18 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
-import functools
 import importlib.util
+import threading
 import traceback
 import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.config
-import botocore.loaders
 import botocore.session
 
+from grader import botocache
 from grader.plain import explain_exception
 
 CheckFunction = Callable[[Any, str], "Parts | None"]
@@ -245,53 +244,57 @@ def best(candidates: Iterable[Any], parts_of: Callable[[Any], Parts], *, none: s
     return max(scored, key=lambda parts: parts.fraction)
 
 
-@functools.cache
-def _shared_loader() -> botocore.loaders.Loader:
-    return botocore.loaders.create_loader()
+_THREAD = threading.local()
 
 
-class _EndpointSession(boto3.Session):
-    """A boto3 session whose clients talk to the emulator by default."""
+def _core() -> botocore.session.Session:
+    """This thread's botocore session (a session is not thread-safe; its clients are). All of
+    them share one loader, so service models are read once per grading run."""
+    core = getattr(_THREAD, "session", None)
+    if core is None:
+        botocache.share_loader()
+        core = _THREAD.session = botocore.session.Session()
+    return core
+
+
+class AccountSession:
+    """What a state check gets as ``aws``: clients of one account, talking to the emulator."""
 
     def __init__(self, *, endpoint_url: str, account_id: str, region: str) -> None:
-        core = botocore.session.Session()
-        # Every submission gets a session; they share one loader, so the service models are read
-        # from disk once per grading run instead of once per submission.
-        core.register_component("data_loader", _shared_loader())
-        super().__init__(
-            botocore_session=core,
-            aws_access_key_id=account_id,
-            aws_secret_access_key="test",
-            region_name=region,
-        )
-        self._endpoint_url = endpoint_url
+        self.endpoint_url = endpoint_url
+        self.account_id = account_id
+        self.region_name = region
 
-    def client(self, service_name: str, **kwargs: Any):  # type: ignore[override]
+    def client(self, service_name: str, **kwargs: Any) -> Any:
         """A new client for ``service_name`` (never a shared one: a caller may register event
-        handlers on it, such as a test's admin token, and they must not reach other callers)."""
-        kwargs.setdefault("endpoint_url", self._endpoint_url)
+        handlers on it, such as a test's admin token, and they must not reach other callers).
+        Keywords as for ``boto3.client``."""
+        kwargs.setdefault("endpoint_url", self.endpoint_url)
+        kwargs.setdefault("region_name", self.region_name)
         kwargs.setdefault(
             "config",
             botocore.config.Config(
                 retries={"max_attempts": 2}, read_timeout=30, inject_host_prefix=False
             ),
         )
-        client = super().client(service_name, **kwargs)
+        client = _core().create_client(
+            service_name, aws_access_key_id=self.account_id, aws_secret_access_key="test", **kwargs
+        )
         # S3 Control puts the account id in front of the host ({account}.127.0.0.1), which does not
         # resolve without LocalStack's DNS: send such requests to the endpoint itself.
         client.meta.events.register("before-send", self._strip_host_prefix)
         return client
 
     def _strip_host_prefix(self, request: Any, **_: Any) -> None:
-        endpoint_host = urllib.parse.urlsplit(self._endpoint_url).netloc
+        endpoint_host = urllib.parse.urlsplit(self.endpoint_url).netloc
         url = urllib.parse.urlsplit(request.url)
         if url.netloc != endpoint_host and url.netloc.endswith("." + endpoint_host):
             request.url = url._replace(netloc=endpoint_host).geturl()
 
 
-def session_for(*, endpoint_url: str, account_id: str, region: str = "us-east-1") -> boto3.Session:
-    """A boto3 session for one account whose clients point at ``endpoint_url``."""
-    return _EndpointSession(endpoint_url=endpoint_url, account_id=account_id, region=region)
+def session_for(*, endpoint_url: str, account_id: str, region: str = "us-east-1") -> AccountSession:
+    """Clients of one account whose requests go to ``endpoint_url``."""
+    return AccountSession(endpoint_url=endpoint_url, account_id=account_id, region=region)
 
 
 def load_checks(path: Path) -> dict[str, CheckFunction]:

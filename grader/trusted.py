@@ -341,21 +341,6 @@ def _quiet() -> Iterator[None]:
         sys.stdout, sys.stderr = saved
 
 
-def _share_botocore_loader() -> None:
-    """Every setup makes a boto3 session: let them share one loader of service models."""
-    import botocore.loaders
-    import botocore.session
-
-    loader = botocore.loaders.create_loader()
-    original = botocore.session.Session.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self.register_component("data_loader", loader)
-
-    botocore.session.Session.__init__ = init  # type: ignore[method-assign]
-
-
 def _limit_memory() -> None:
     import resource
 
@@ -371,7 +356,9 @@ def main() -> None:
     _limit_memory()
     import boto3  # noqa: F401 - imported once, before the first submission needs it
 
-    _share_botocore_loader()
+    from grader import botocache
+
+    botocache.share_loader()  # every submission's setup makes a session: one loader for all
     from grader.statecheck import bound_reads
 
     bound_reads()

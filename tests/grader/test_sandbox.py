@@ -3,6 +3,8 @@ processes it may have, and a kernel start that nothing the student leaves in its
 
 Kernels run as in grading: ``grader.execute.execute`` with the kernelspec ``write_kernelspec``
 makes, their working directories in a ``work_root()`` (under tmp_path: see ``process_watch``).
+The bwrap tests run twice (``launch``): the kernel started by the launcher, and forked into its
+sandbox by a fork server (``grader.forkserver``), as a class run starts them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import ROOT, sandbox
+from grader import ROOT, forkserver, sandbox
 from grader import notebook as nbu
 from grader.execute import execute
 from tests.conftest import new_account_id
@@ -54,11 +56,24 @@ def workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="kernel-", dir=sandbox.work_root()))
 
 
-def run(nb, *, mode="bwrap", hide=(), parameters=PARAMETERS, cwd=None, extra_args=()):
+@pytest.fixture(params=["exec", pytest.param("forked", marks=needs_root)])
+def launch(request, process_watch):
+    """None (the launcher starts the kernel), or the socket of a fork server to fork it from."""
+    if request.param == "exec":
+        yield None
+        return
+    with forkserver.ForkServer(parent=sandbox.work_root(), preload=["boto3"]) as server:
+        assert server.ready
+        yield server.socket
+
+
+def run(nb, *, mode="bwrap", hide=(), parameters=PARAMETERS, cwd=None, extra_args=(),
+        launch=None):  # fmt: skip
     cwd = cwd or workdir()
     kernels = sandbox.write_kernelspec(
-        cwd / ".kernels", mode=mode, memory_mb=2048, hide=list(hide), workdir=cwd
-    )
+        cwd / ".kernels", mode=mode, memory_mb=2048, hide=list(hide), workdir=cwd,
+        forkserver=launch,
+    )  # fmt: skip
     if extra_args:  # launcher options write_kernelspec does not expose
         spec = kernels / sandbox.KERNEL_NAME / "kernel.json"
         argv = json.loads(spec.read_text())
@@ -153,12 +168,17 @@ print(json.dumps({
     "env": sorted(os.environ),
     "network": reaches(PORT),
     "sys_path": sys.path,
+    "parent": os.getppid(),
+    "grader": [m for m in sys.modules if m.split(".")[0] == "grader"],
+    "bounding": status["CapBnd"].strip(),
 }))
 """
 
 
 @needs_bwrap
-def test_kernel_sees_nothing_of_the_checkout_the_home_or_other_kernels(tmp_path, monkeypatch):
+def test_kernel_sees_nothing_of_the_checkout_the_home_or_other_kernels(
+    tmp_path, monkeypatch, launch
+):
     monkeypatch.setenv("CLOUDLABS_GRADE_SECRET", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
     (tmp_path / "secret.txt").write_text("host /tmp")
@@ -179,7 +199,8 @@ def test_kernel_sees_nothing_of_the_checkout_the_home_or_other_kernels(tmp_path,
         server.listen()
         source = PROBE.replace("SECRETS", repr([str(p) for p in secrets_]))
         source = source.replace("PORT", str(server.getsockname()[1]))
-        report = last_json(run(notebook(source), cwd=mine))
+        report = last_json(run(notebook(source), cwd=mine, launch=launch))
+        log = (mine / "kernel.log").read_text()
     assert not [p for p, seen in report["secrets"].items() if seen]
     assert report["uid"] != 0 and report["caps"] == ["0000000000000000"] * 3
     assert report["no_new_privs"] == "1"
@@ -207,10 +228,16 @@ def test_kernel_sees_nothing_of_the_checkout_the_home_or_other_kernels(tmp_path,
     assert not [p for p in report["sys_path"] if p in ("", ".", str(mine))]
     if os.geteuid() == 0:
         assert report["nproc"] == [sandbox.MAX_PROCESSES] * 2
+    assert report["grader"] == []
+    if launch is not None:  # forked: its parent is outside its PID namespace, no capability left
+        assert report["parent"] == 0 and "forked no kernel" not in log
+        assert report["bounding"] == "0000000000000000"
+    else:
+        assert report["parent"] == 1  # bwrap's init
 
 
 @needs_bwrap
-def test_hidden_paths_inside_what_the_kernel_sees_stay_hidden():
+def test_hidden_paths_inside_what_the_kernel_sees_stay_hidden(launch):
     venv = Path(sys.prefix)
     hide = [venv / "bin" / "activate", venv / "include", Path("/usr/share/zoneinfo")]
     hide += [ROOT, Path.home()]  # they hold the interpreter: not hidden, and the kernel starts
@@ -220,11 +247,11 @@ def test_hidden_paths_inside_what_the_kernel_sees_stay_hidden():
         f"print(json.dumps([open({str(venv / 'bin' / 'activate')!r}).read(),"
         f" os.listdir({str(venv / 'include')!r}), os.listdir('/usr/share/zoneinfo')]))\n"
     )
-    assert last_json(run(notebook(source), hide=hide)) == ["", [], []]
+    assert last_json(run(notebook(source), hide=hide, launch=launch)) == ["", [], []]
 
 
 @needs_bwrap
-def test_a_labs_setup_and_first_exercise_run_in_the_sandbox(emulator):
+def test_a_labs_setup_and_first_exercise_run_in_the_sandbox(emulator, launch):
     lab = nbu.read(ROOT / "solutions" / "storage" / "storage.ipynb")
     headings = [i for i, c in enumerate(lab.cells) if c.source.startswith("## Exercise")]
     lab.cells = lab.cells[: headings[1]]  # the parameters, the setup, exercise 1 and its tests
@@ -232,7 +259,7 @@ def test_a_labs_setup_and_first_exercise_run_in_the_sandbox(emulator):
     assert any(nbu.is_solution(c) for c in lab.cells) and any(nbu.is_test(c) for c in lab.cells)
     parameters = {"endpoint_url": emulator.endpoint_url, "region": "us-east-1",
                   "account_id": new_account_id(), "prefix": "s" + secrets.token_hex(5)}  # fmt: skip
-    execution = run(lab, parameters=parameters)
+    execution = run(lab, parameters=parameters, launch=launch)
     assert not execution.events
     code = [c for c in execution.notebook.cells if c.cell_type == "code"]
     assert not [e for c in code for e in errors(c)]
@@ -262,9 +289,9 @@ print(len(children), stopped)
 
 @needs_bwrap
 @needs_root
-def test_a_fork_bomb_stops_at_the_kernels_process_limit():
+def test_a_fork_bomb_stops_at_the_kernels_process_limit(launch):
     nb = notebook(FORK_BOMB, "print('still here')", setup="")
-    execution = run(nb, extra_args=["--max-processes", "40"])
+    execution = run(nb, extra_args=["--max-processes", "40"], launch=launch)
     forked, stopped = stdout(execution.notebook.cells[-2]).split()
     assert stopped == "EAGAIN" and 10 < int(forked) < 40  # the kernel's threads count too
     assert stdout(execution.notebook.cells[-1]) == "still here\n"
@@ -318,9 +345,10 @@ IN_NONE_MODE = {"aws-config", "aws-credentials", "ipythondir-startup", "ipythond
                 "ipython-startup", "user-site-pth", "sitecustomize", "shadowed-boto3"}  # fmt: skip
 
 
-def survives(sabotage: str, *, mode: str, check: str = "print('alive')", cwd=None):
+def survives(sabotage: str, *, mode: str, check: str = "print('alive')", cwd=None, launch=None):
     """Run the sabotage then kill the kernel: the grader restarts it and re-runs the setup."""
-    execution = run(notebook(PLANT + sabotage + "\nos._exit(1)\n", check), mode=mode, cwd=cwd)
+    source = PLANT + sabotage + "\nos._exit(1)\n"
+    execution = run(notebook(source, check), mode=mode, cwd=cwd, launch=launch)
     kinds = [e.kind for e in execution.events]
     assert kinds == ["kernel-died"], execution.events  # not "setup-broken"
     last = execution.notebook.cells[-1]
@@ -330,9 +358,9 @@ def survives(sabotage: str, *, mode: str, check: str = "print('alive')", cwd=Non
 
 @needs_bwrap
 @pytest.mark.parametrize("name", sorted(FILES))
-def test_student_files_in_the_home_do_not_break_the_kernel_bwrap(name):
+def test_student_files_in_the_home_do_not_break_the_kernel_bwrap(name, launch):
     path, text = FILES[name]
-    assert survives(f"plant({path!r}, {text!r})", mode="bwrap") == "alive\n"
+    assert survives(f"plant({path!r}, {text!r})", mode="bwrap", launch=launch) == "alive\n"
 
 
 @pytest.mark.parametrize("name", sorted(IN_NONE_MODE))
@@ -367,7 +395,7 @@ def test_the_launcher_never_writes_through_a_students_link(tmp_path, mode):
 
 
 @needs_bwrap
-def test_aws_files_and_ipython_dir_are_the_sandboxs():
+def test_aws_files_and_ipython_dir_are_the_sandboxs(launch):
     source = (
         "import json, os\n"
         "keys = ['AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE', 'IPYTHONDIR', 'HOME']\n"
@@ -376,7 +404,7 @@ def test_aws_files_and_ipython_dir_are_the_sandboxs():
         "env['flags'] = [__import__('sys').flags.safe_path, __import__('sys').flags.no_user_site]\n"
         "print(json.dumps(env))\n"
     )
-    report = last_json(run(notebook(source)))
+    report = last_json(run(notebook(source), launch=launch))
     home = Path(report["HOME"])
     for key in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "IPYTHONDIR"):
         assert not Path(report[key]).is_relative_to(home)
@@ -384,16 +412,18 @@ def test_aws_files_and_ipython_dir_are_the_sandboxs():
 
 
 @pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), "none"])
-def test_an_interrupt_stops_the_cell_not_the_kernel(mode):
+def test_an_interrupt_stops_the_cell_not_the_kernel(mode, launch):
     """The grader interrupts a hung evaluation before it restarts the kernel: in bwrap mode a
     SIGINT would reach bwrap and kill the kernel, so the kernelspec asks for a message."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
+    if mode == "none" and launch is not None:
+        pytest.skip("kernels are forked into bwrap sandboxes only")
     cwd = workdir()
     specs = KernelSpecManager()
     specs.kernel_dirs = [str(sandbox.write_kernelspec(
-        cwd / ".kernels", mode=mode, memory_mb=2048, hide=[], workdir=cwd
+        cwd / ".kernels", mode=mode, memory_mb=2048, hide=[], workdir=cwd, forkserver=launch,
     ))]  # fmt: skip
     km = KernelManager(kernel_name=sandbox.KERNEL_NAME, kernel_spec_manager=specs)
     km.connection_file = str(cwd / ".kernel-connection.json")
