@@ -172,9 +172,11 @@ def main() -> None:
     print(
         f"  nbgrader autograde, sequential   {baseline:7.1f} s  {n / baseline * 60:6.1f}/min  1.00x"
     )
+    default = GradeConfig().workers
     for workers, seconds in timings.items():
+        mark = " (the default)" if workers == default else ""
         print(f"  cloudlabs grade, {workers} workers       {seconds:7.1f} s  {n / seconds * 60:6.1f}/min  "
-              f"{baseline / seconds:.2f}x")  # fmt: skip
+              f"{baseline / seconds:.2f}x{mark}")  # fmt: skip
     if before:
         workers, seconds = before
         now = timings[workers]

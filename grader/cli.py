@@ -106,7 +106,7 @@ def logs(port: int | None, lines: int) -> None:
     help="Workspace for results (default ./cloudlabs-grades/<lab>).",
 )
 @click.option(
-    "--workers", type=int, default=None, help="Submissions graded at once (default: cores)."
+    "--workers", type=int, default=None, help="Submissions graded at once (default: 2 per core)."
 )
 @click.option("--force", is_flag=True, help="Grade again submissions that already have a result.")
 @click.option(

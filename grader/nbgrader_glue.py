@@ -159,16 +159,20 @@ def record_all(
             with contextlib.suppress(MissingEntry):
                 gb.remove_submission(lab, student)
             gb.add_submission(lab, student)
+            # the new submission's grades and comments, read at once (not a query per cell)
+            submitted = gb.find_submission_notebook(lab, lab, student)
+            grades = {grade.name: grade for grade in submitted.grades}
+            comments = {comment.name: comment for comment in submitted.comments}
             for cell in nb.cells:
                 gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
                 if not gid:
                     continue
-                if utils.is_grade(cell):
-                    grade = gb.find_grade(gid, lab, lab, student)
+                if utils.is_grade(cell) and gid in grades:
+                    grade = grades[gid]
                     grade.auto_score = points.get(gid)
                     grade.needs_manual_grade = grade.auto_score is None
-                if utils.is_solution(cell) or utils.is_task(cell):
-                    comment = gb.find_comment(gid, lab, lab, student)
+                if (utils.is_solution(cell) or utils.is_task(cell)) and gid in comments:
+                    comment = comments[gid]
                     unchanged = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(
                         cell
                     )

@@ -110,8 +110,8 @@ def grade(
     started = time.monotonic()
     executed = execution.notebook
     _answer_outcomes(executed, result)
-    aws = session_for(
-        endpoint_url=ctx.endpoint_url, account_id=result.account_id, region=ctx.region
+    aws = session_for(  # the checks are ours and register no handlers: clients are reused
+        endpoint_url=ctx.endpoint_url, account_id=result.account_id, region=ctx.region, reuse=True
     )
     checks = verify.verify(lab=lab, aws=aws, prefix=result.prefix)
     if _instance(ctx) != instance:  # a restarted emulator is empty: never score against it

@@ -260,15 +260,30 @@ def _core() -> botocore.session.Session:
 class AccountSession:
     """What a state check gets as ``aws``: clients of one account, talking to the emulator."""
 
-    def __init__(self, *, endpoint_url: str, account_id: str, region: str) -> None:
+    def __init__(
+        self, *, endpoint_url: str, account_id: str, region: str, reuse: bool = False
+    ) -> None:
         self.endpoint_url = endpoint_url
         self.account_id = account_id
         self.region_name = region
+        #: ``reuse``: one client per service and plain settings (the lab's state checks, which
+        #: register no event handlers), else a new one every time
+        self._clients: dict[tuple, Any] | None = {} if reuse else None
 
     def client(self, service_name: str, **kwargs: Any) -> Any:
-        """A new client for ``service_name`` (never a shared one: a caller may register event
-        handlers on it, such as a test's admin token, and they must not reach other callers).
-        Keywords as for ``boto3.client``."""
+        """A client for ``service_name``: a new one unless this session reuses them, since a
+        caller may register event handlers on it, such as a test's admin token, that must not
+        reach other callers. Keywords as for ``boto3.client``."""
+        plain = all(isinstance(v, str | int | float | bool | None) for v in kwargs.values())
+        key = (service_name, *sorted(kwargs.items()))
+        if self._clients is not None and plain and key in self._clients:
+            return self._clients[key]
+        client = self._new_client(service_name, **kwargs)
+        if self._clients is not None and plain:
+            self._clients[key] = client
+        return client
+
+    def _new_client(self, service_name: str, **kwargs: Any) -> Any:
         kwargs.setdefault("endpoint_url", self.endpoint_url)
         kwargs.setdefault("region_name", self.region_name)
         kwargs.setdefault(
@@ -292,9 +307,14 @@ class AccountSession:
             request.url = url._replace(netloc=endpoint_host).geturl()
 
 
-def session_for(*, endpoint_url: str, account_id: str, region: str = "us-east-1") -> AccountSession:
-    """Clients of one account whose requests go to ``endpoint_url``."""
-    return AccountSession(endpoint_url=endpoint_url, account_id=account_id, region=region)
+def session_for(
+    *, endpoint_url: str, account_id: str, region: str = "us-east-1", reuse: bool = False
+) -> AccountSession:
+    """Clients of one account whose requests go to ``endpoint_url`` (see :class:`AccountSession`
+    for ``reuse``)."""
+    return AccountSession(
+        endpoint_url=endpoint_url, account_id=account_id, region=region, reuse=reuse
+    )
 
 
 def load_checks(path: Path) -> dict[str, CheckFunction]:
