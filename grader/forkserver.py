@@ -39,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def run(path: Path, *, sandbox_pid: int, fds: Sequence[int], settings: dict) -> 
     server did not fork one (the caller starts the kernel itself)."""
     namespaces = [os.open(f"/proc/{sandbox_pid}/ns/{name}", os.O_RDONLY) for name in NAMESPACES]
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:  # whole messages
             try:
                 # through the directory's fd: a socket's path may be at most 107 bytes long
                 where = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
@@ -179,10 +180,9 @@ def run(path: Path, *, sandbox_pid: int, fds: Sequence[int], settings: dict) -> 
                 socket.send_fds(conn, [json.dumps(settings).encode()], [*fds, *namespaces])
             except OSError:
                 return None
-            lines = conn.makefile("rb")
-            if not lines.readline().startswith(b"forked"):
+            if conn.recv(64) != b"forked":
                 return None
-            status = lines.readline().strip()
+            status = conn.recv(64)  # empty if the server's child died before the kernel ended
             return int(status) if status.lstrip(b"-").isdigit() else 1
     finally:
         for fd in namespaces:
@@ -201,7 +201,7 @@ def _check(result: int, what: str) -> None:
 
 
 def _serve(path: Path) -> None:
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     os.chdir(path.parent)  # a socket's path may be at most 107 bytes long: bound by its name
     listener.bind(path.name)
     os.chmod(path.name, 0o600)
@@ -239,14 +239,16 @@ def _handle(conn: socket.socket) -> int:
         try:
             conn.close()
             code = _kernel(settings, stdio)
+        except BaseException:
+            traceback.print_exc()  # into the kernel's log, once its standard files are set
         finally:
             os._exit(code)
     for fd in stdio:
         os.close(fd)
-    conn.sendall(b"forked\n")
+    conn.sendall(b"forked")
     _, status = os.waitpid(kernel, 0)
     with contextlib.suppress(OSError):
-        conn.sendall(b"%d\n" % os.waitstatus_to_exitcode(status))
+        conn.sendall(b"%d" % os.waitstatus_to_exitcode(status))
     return 0
 
 
