@@ -134,14 +134,22 @@ def launch(
     )  # fmt: skip
     os.close(info_w)
     os.close(ready_w)
+    init = None  # the sandbox's init (a pidfd: its pid could be reused once it ended)
     try:
         info = _json(_read_all(info_r))  # bwrap writes it, then closes it, before the command runs
         if os.read(ready_r, 6) != b"ready\n" or not isinstance(info.get("child-pid"), int):
             return None
+        init = os.pidfd_open(info["child-pid"])
         with open(os.devnull, "rb") as stdin:
             fds = [stdin.fileno(), log, log]
             return run(path, sandbox_pid=info["child-pid"], fds=fds, settings=settings)
+    except OSError:
+        return None
     finally:
+        if init is not None:  # its end ends everything in the sandbox, the kernel too
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(init, signal.SIGKILL)
+            os.close(init)
         process.kill()
         process.wait()
         os.close(info_r)
