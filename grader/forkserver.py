@@ -34,6 +34,7 @@ import ctypes
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -48,6 +49,8 @@ from grader import sandbox
 #: What every kernel imports while it starts (ipykernel's own start), besides a lab's imports.
 KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
                   "ipykernel.debugger", "IPython.core.interactiveshell", "jupyter_client.session")  # fmt: skip
+#: How long the server may take to import everything (past it, the run starts kernels itself).
+READY_SECONDS = 60.0
 #: The namespaces a kernel joins, in order (the mount namespace last: it changes the root).
 NAMESPACES = ("ipc", "uts", "pid", "mnt")
 _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 1, 24, 38
@@ -68,7 +71,7 @@ class ForkServer:
     ) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="forkserver-", dir=parent))
         self.socket = self.directory / "socket"
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
+        env = {k: v for k, v in os.environ.items() if k in sandbox.KEPT_ENV}  # a kernel's own
         env |= {"HOME": str(self.directory), "PYTHONWARNINGS": "ignore", "PYTHONSAFEPATH": "1",
                 "PYTHONNOUSERSITE": "1"}  # fmt: skip
         argv = [sys.executable, "-m", "grader.forkserver", "--socket", str(self.socket)]
@@ -79,8 +82,9 @@ class ForkServer:
             preexec_fn=_die_with_parent,
         )  # fmt: skip
         assert self._process.stdout is not None
-        # one line once the imports are done and the socket listens (empty if it failed)
-        self.ready = self._process.stdout.readline().strip() == b"ready"
+        # one line once the imports are done and the socket listens (none if it failed)
+        answered, _, _ = select.select([self._process.stdout], [], [], READY_SECONDS)
+        self.ready = bool(answered) and self._process.stdout.readline().strip() == b"ready"
 
     def close(self) -> None:
         with contextlib.suppress(ProcessLookupError):
