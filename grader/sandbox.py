@@ -453,7 +453,6 @@ def _forked(
     from grader import forkserver
 
     _die_with_parent()  # this launcher stays, as the sandbox's parent, until the kernel ends
-    _limit(args.memory_mb, None)
     mask = os.umask(0o077)
     os.umask(mask)
     settings = {"uid": uid, "cwd": str(args.workdir.absolute()), "env": env, "umask": mask,
@@ -514,15 +513,14 @@ def main(argv: list[str] | None = None) -> None:
         box = functools.partial(bwrap_argv, hide=args.hide, workdir=workdir, files=files,
                                 binds=binds, scratch=args.scratch)  # fmt: skip
         command = box(kernel, uid=uid)
-        if args.forkserver and uid is not None and kernel[1:3] == ["-m", "ipykernel_launcher"]:
-            env |= {name: os.environ[name] for name in args.keep_env if name in os.environ}
-            _forked(args, argv, box=box, env=env, log=log, files=files, uid=uid, kernel=kernel)
+        forked = args.forkserver and uid is not None and kernel[1:3] == ["-m", "ipykernel_launcher"]
     else:
         fresh = _fresh_dir(workdir / ".cloudlabs-kernel")
         for name in ("aws-config", "aws-credentials"):
             (fresh / name).touch(mode=0o444)
         env = kernel_env(home=workdir, fresh=fresh, aws=fresh, keep_parent=True)
         command = kernel
+        forked = False
         _die_with_parent()
     env |= {name: os.environ[name] for name in args.keep_env if name in os.environ}
     # RLIMIT_NPROC only where it counts this kernel alone: its own user id.
@@ -531,6 +529,8 @@ def main(argv: list[str] | None = None) -> None:
     # The kernel's own chatter goes to a log in its working directory, not the grader's terminal.
     os.dup2(log, 1)
     os.dup2(log, 2)
+    if forked:
+        _forked(args, argv, box=box, env=env, log=log, files=files, uid=uid, kernel=kernel)
     os.execvpe(command[0], command, env)
 
 
